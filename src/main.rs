@@ -1,1 +1,104 @@
-fn main() {}
+//! `callbox`: the device daemon's command line. `run` starts the daemon, `status` asks a
+//! running one what it is doing, `check` validates a config file and the media stack.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use callbox::config::Config;
+use callbox::{app, control, media};
+
+/// The default config path on a box.
+const DEFAULT_CONFIG: &str = "/etc/callbox/callbox.toml";
+
+#[derive(Parser)]
+#[command(name = "callbox", version, about = "Video-call appliance daemon")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Run {
+        /// Config file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Print the running daemon's state and frame counters (JSON).
+    Status {
+        /// Config file (to find the control socket).
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Control socket path; overrides the config.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Validate the config file and check that every GStreamer element it needs exists.
+    Check {
+        /// Config file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load(path: &Path) -> anyhow::Result<Config> {
+    Ok(Config::load(path)?)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => load(&config).and_then(|c| {
+            init_logging(&c.log.level);
+            tokio::runtime::Runtime::new()
+                .context("starting the async runtime")?
+                .block_on(app::run(c))
+        }),
+        Command::Status { config, socket } => (|| {
+            let socket = match socket {
+                Some(s) => s,
+                None => load(&config)?.control.socket,
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let status = rt.block_on(control::query_status(&socket))?;
+            println!("{}", serde_json::to_string_pretty(&status)?);
+            Ok(())
+        })(),
+        Command::Check { config } => load(&config).and_then(|c| {
+            let plan = media::MediaPlan::resolve(&c.media);
+            media::init(&plan)?;
+            println!(
+                "{}: OK (video {:?} → {}, audio {:?} → {})",
+                config.display(),
+                plan.video_source,
+                plan.video_sink,
+                plan.audio_source,
+                plan.audio_sink
+            );
+            Ok(())
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("callbox: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

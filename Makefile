@@ -1,0 +1,30 @@
+# callbox: the two commands of the README's Quick start, and helpers.
+#   make demo   set up, then run a whole call on this machine
+#   make test   set up, then run every test
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: setup build test demo lint fmt bench clean-demo
+
+setup:
+	bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --workspace --bins
+
+test: setup
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace -- --test-threads=1
+
+demo: build
+	bash scripts/demo.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean-demo:
+	rm -rf .demo

@@ -1,0 +1,301 @@
+//! The supervisor: owns the one call state, feeds it events from the edges (hub
+//! WebSocket, REST results, media thread, timers) and carries out its effects.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::task::JoinHandle;
+
+use crate::call::{self, Effect, Event, Limits, Phase, State, Timer};
+use crate::config::Config;
+use crate::control::{self, Status, StatusSource};
+use crate::media::{self, MediaCommand, MediaEngine, MediaEvent, MediaPlan, SourceKind};
+use crate::signaling::{HubClient, ws};
+
+/// Timers requested by the state machine, as tokio tasks that send
+/// [`Event::TimerFired`] on expiry. Setting a running timer restarts it.
+pub struct Timers {
+    tx: UnboundedSender<Event>,
+    running: HashMap<Timer, JoinHandle<()>>,
+}
+
+impl Timers {
+    /// Timer expiries go to `tx`.
+    pub fn new(tx: UnboundedSender<Event>) -> Self {
+        Self {
+            tx,
+            running: HashMap::new(),
+        }
+    }
+
+    /// Starts `timer`, replacing a running one.
+    pub fn set(&mut self, timer: Timer, after: Duration) {
+        self.cancel(timer);
+        let tx = self.tx.clone();
+        let handle = tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = tx.send(Event::TimerFired(timer));
+        });
+        self.running.insert(timer, handle);
+    }
+
+    /// Stops `timer`; a no-op when it is not running.
+    pub fn cancel(&mut self, timer: Timer) {
+        if let Some(h) = self.running.remove(&timer) {
+            h.abort();
+        }
+    }
+}
+
+/// Runs the daemon until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let plan = MediaPlan::resolve(&config.media);
+    tracing::info!(
+        video_source = %describe(&plan.video_source, "videotestsrc", "v4l2src"),
+        audio_source = %describe(&plan.audio_source, "audiotestsrc", "alsasrc"),
+        video_sink = plan.video_sink,
+        audio_sink = plan.audio_sink,
+        "media plan"
+    );
+    media::init(&plan).context("media set-up failed")?;
+
+    let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
+    let (media_tx, mut media_rx) = mpsc::unbounded_channel::<MediaEvent>();
+    let engine = MediaEngine::spawn(plan, media_tx);
+    let hub = HubClient::new(&config.hub, config.credential())?;
+
+    // Edge: hub WebSocket → events.
+    let (ws_tx, mut ws_rx) = mpsc::unbounded_channel();
+    let ws_task = tokio::spawn(ws::run(
+        hub.clone(),
+        Duration::from_millis(config.hub.reconnect_min_ms),
+        Duration::from_millis(config.hub.reconnect_max_ms),
+        ws_tx,
+    ));
+    let tx = events_tx.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = ws_rx.recv().await {
+            let ev = match ev {
+                ws::WsEvent::Connected => Event::HubConnected,
+                ws::WsEvent::Disconnected => Event::HubDisconnected,
+                ws::WsEvent::Event(e) => Event::Hub(e),
+            };
+            if tx.send(ev).is_err() {
+                return;
+            }
+        }
+    });
+    // Edge: media thread → events.
+    let tx = events_tx.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = media_rx.recv().await {
+            let ev = match ev {
+                MediaEvent::Started { call_id } => Event::MediaStarted { call_id },
+                MediaEvent::Failed { call_id, error } => Event::MediaFailed { call_id, error },
+            };
+            if tx.send(ev).is_err() {
+                return;
+            }
+        }
+    });
+    // Edge: control socket.
+    let status = Arc::new(Mutex::new(Status {
+        state: "idle".into(),
+        ..Default::default()
+    }));
+    let source = StatusSource {
+        status: status.clone(),
+        counters: engine.counters().clone(),
+    };
+    let socket = config.control.socket.clone();
+    let control_task = tokio::spawn(async move {
+        if let Err(e) = control::serve(&socket, source).await {
+            tracing::error!(error = %e, "control socket unavailable; `callbox status` will not work");
+        }
+    });
+
+    let limits = Limits {
+        media_start_timeout: Duration::from_millis(config.media.start_timeout_ms),
+    };
+    let mut state = State::new(config.call.answer);
+    let mut timers = Timers::new(events_tx.clone());
+    let mut calls_answered = 0u64;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tracing::info!(hub = hub.base(), "callbox running");
+
+    loop {
+        let event = tokio::select! {
+            Some(ev) = events.recv() => ev,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = sigterm.recv() => break,
+        };
+        let before = state.phase.name();
+        let (next, effects) = call::step(state, event, Instant::now(), &limits);
+        state = next;
+        if state.phase.name() != before {
+            let call = state.phase.call();
+            tracing::info!(
+                from = before,
+                to = state.phase.name(),
+                call_id = call.map(|c| c.call_id.as_str()),
+                room = call.map(|c| c.room_name.as_str()),
+                "call state"
+            );
+            if matches!(state.phase, Phase::Joining { attempt: 0, .. }) {
+                calls_answered += 1;
+            }
+        }
+        publish_status(&status, &state, calls_answered);
+        for effect in effects {
+            execute(effect, &hub, &engine, &mut timers, &events_tx);
+        }
+    }
+
+    tracing::info!("shutting down");
+    if let Some(call) = state.phase.call() {
+        // Leave cleanly so the caller sees the call end rather than a frozen picture.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(3),
+            hub.end(&call.call_id, "device_shutdown"),
+        )
+        .await;
+    }
+    ws_task.abort();
+    control_task.abort();
+    let _ = std::fs::remove_file(&config.control.socket);
+    tokio::task::spawn_blocking(move || drop(engine))
+        .await
+        .context("stopping media")?;
+    Ok(())
+}
+
+fn describe(kind: &SourceKind, test: &str, device: &str) -> String {
+    match kind {
+        SourceKind::Test => test.to_owned(),
+        SourceKind::Device(d) => format!("{device} {d}"),
+    }
+}
+
+fn publish_status(status: &Mutex<Status>, state: &State, calls_answered: u64) {
+    let Ok(mut s) = status.lock() else { return };
+    s.state = state.phase.name().to_owned();
+    s.hub_online = state.hub_online;
+    s.calls_answered = calls_answered;
+    let call = state.phase.call();
+    s.call_id = call.map(|c| c.call_id.clone());
+    s.room = call.map(|c| c.room_name.clone());
+    s.caller = call.map(|c| c.inviter.clone());
+    s.call_duration_ms = match &state.phase {
+        Phase::InCall { answered_at, .. }
+        | Phase::Joining { answered_at, .. }
+        | Phase::Rejoining { answered_at, .. } => Some(answered_at.elapsed().as_millis() as u64),
+        _ => None,
+    };
+}
+
+fn execute(
+    effect: Effect,
+    hub: &HubClient,
+    engine: &MediaEngine,
+    timers: &mut Timers,
+    events: &UnboundedSender<Event>,
+) {
+    match effect {
+        Effect::Accept {
+            call_id,
+            invitation_id,
+        } => {
+            tracing::info!(call_id, invitation_id, "answering");
+            let (hub, tx) = (hub.clone(), events.clone());
+            tokio::spawn(async move {
+                let ev = match hub.accept(&invitation_id).await {
+                    Ok(join) => Event::AnswerSucceeded { call_id, join },
+                    Err(e) => {
+                        tracing::error!(call_id, error = %e, "answer failed");
+                        Event::AnswerFailed {
+                            call_id,
+                            error: e.to_string(),
+                        }
+                    }
+                };
+                let _ = tx.send(ev);
+            });
+        }
+        Effect::Reject {
+            call_id,
+            invitation_id,
+            reason,
+        } => {
+            tracing::info!(call_id, invitation_id, ?reason, "rejecting invitation");
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                if let Err(e) = hub.reject(&invitation_id, reason).await {
+                    tracing::warn!(call_id, error = %e, "reject failed");
+                }
+            });
+        }
+        Effect::EndCall { call_id, reason } => {
+            tracing::info!(call_id, reason, "ending call");
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                if let Err(e) = hub.end(&call_id, &reason).await {
+                    tracing::warn!(call_id, error = %e, "end failed");
+                }
+            });
+        }
+        Effect::RequestToken { call_id } => {
+            tracing::info!(call_id, "asking the hub for fresh tokens to rejoin");
+            let (hub, tx) = (hub.clone(), events.clone());
+            tokio::spawn(async move {
+                let ev = match hub.token(&call_id).await {
+                    Ok(join) => Event::TokenReceived { call_id, join },
+                    Err(e) => Event::TokenFailed {
+                        call_id,
+                        error: e.to_string(),
+                    },
+                };
+                let _ = tx.send(ev);
+            });
+        }
+        Effect::StartMedia { call_id, join } => engine.send(MediaCommand::Start { call_id, join }),
+        Effect::StopMedia { call_id } => engine.send(MediaCommand::Stop { call_id }),
+        Effect::SetTimer { timer, after } => timers.set(timer, after),
+        Effect::CancelTimer(timer) => timers.cancel(timer),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn timer_fires_after_its_duration_and_not_before() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut timers = Timers::new(tx);
+        timers.set(Timer::MediaStart, Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(19_999)).await;
+        assert!(rx.try_recv().is_err(), "not yet");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert_eq!(rx.try_recv().unwrap(), Event::TimerFired(Timer::MediaStart));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancelled_timer_never_fires_and_reset_restarts_it() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut timers = Timers::new(tx);
+        timers.set(Timer::Rejoin, Duration::from_secs(1));
+        timers.cancel(Timer::Rejoin);
+        timers.set(Timer::MediaStart, Duration::from_secs(2));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        timers.set(Timer::MediaStart, Duration::from_secs(2)); // restart
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert!(rx.try_recv().is_err(), "cancelled and restarted timers are quiet");
+        tokio::time::sleep(Duration::from_millis(1001)).await;
+        assert_eq!(rx.try_recv().unwrap(), Event::TimerFired(Timer::MediaStart));
+        assert!(rx.try_recv().is_err());
+    }
+}

@@ -1,0 +1,357 @@
+//! Call media: the GStreamer publish and subscribe pipelines, run on one dedicated media
+//! thread.
+//!
+//! Every pipeline state change happens on that thread, never on a tokio worker: the
+//! gst-plugins-rs WebRTC elements block on their own tokio runtime during state changes
+//! (design §4). The supervisor sends [`MediaCommand`]s and receives [`MediaEvent`]s;
+//! frame counters are shared atomics it can read any time.
+
+mod elements;
+mod pipeline;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use callbox_protocol::JoinInfo;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::config::{self, MediaConfig};
+
+pub use elements::package_for;
+
+/// Why media could not be set up or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// GStreamer itself could not start.
+    #[error("GStreamer init failed: {0}")]
+    Init(String),
+    /// A required element is not installed.
+    #[error("GStreamer element `{element}` is missing: install the Debian package {package}")]
+    MissingElement {
+        /// Element factory name.
+        element: String,
+        /// The package that provides it.
+        package: &'static str,
+    },
+    /// The hub's join info lacks the device tokens (hub too old, or a user credential
+    /// was configured on the box).
+    #[error(
+        "the hub sent no device tokens (publisher/subscriber) for call {call_id}: is \
+         hub.credential a device credential (`callbox-hub add-device`)?"
+    )]
+    NoDeviceTokens {
+        /// The call.
+        call_id: String,
+    },
+    /// Building or linking a pipeline failed.
+    #[error("building the {which} pipeline failed: {detail}")]
+    Build {
+        /// `publish` or `subscribe`.
+        which: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
+    /// A pipeline refused to start.
+    #[error("the {which} pipeline did not start: {detail}")]
+    StateChange {
+        /// `publish` or `subscribe`.
+        which: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+/// Concrete sources and sinks after resolving `auto` against the machine.
+#[derive(Debug, Clone)]
+pub struct MediaPlan {
+    /// `v4l2src device=…` or `videotestsrc`.
+    pub video_source: SourceKind,
+    /// `alsasrc device=…` or `audiotestsrc`.
+    pub audio_source: SourceKind,
+    /// Element for remote video.
+    pub video_sink: &'static str,
+    /// Element for remote audio.
+    pub audio_sink: &'static str,
+    /// The `[media]` section.
+    pub config: MediaConfig,
+}
+
+/// A capture source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Real hardware.
+    Device(String),
+    /// Test signal.
+    Test,
+}
+
+impl MediaPlan {
+    /// Resolves every `auto` against what this machine has: a camera at
+    /// `video_device`, an ALSA capture/playback device, a desktop session, a DRM device.
+    pub fn resolve(config: &MediaConfig) -> Self {
+        let has_display = std::env::var_os("DISPLAY").is_some()
+            || std::env::var_os("WAYLAND_DISPLAY").is_some();
+        let alsa_pcm = |suffix: char| {
+            std::fs::read_dir("/dev/snd")
+                .map(|dir| {
+                    dir.flatten().any(|e| {
+                        let n = e.file_name().to_string_lossy().into_owned();
+                        n.starts_with("pcmC") && n.ends_with(suffix)
+                    })
+                })
+                .unwrap_or(false)
+        };
+        let video_source = match config.video_source {
+            config::VideoSource::V4l2 => {
+                SourceKind::Device(config.video_device.display().to_string())
+            }
+            config::VideoSource::Test => SourceKind::Test,
+            config::VideoSource::Auto if config.video_device.exists() => {
+                SourceKind::Device(config.video_device.display().to_string())
+            }
+            config::VideoSource::Auto => SourceKind::Test,
+        };
+        let audio_source = match config.audio_source {
+            config::AudioSource::Alsa => SourceKind::Device(config.audio_device.clone()),
+            config::AudioSource::Test => SourceKind::Test,
+            config::AudioSource::Auto if alsa_pcm('c') => {
+                SourceKind::Device(config.audio_device.clone())
+            }
+            config::AudioSource::Auto => SourceKind::Test,
+        };
+        let video_sink = match config.video_sink {
+            config::VideoSink::Kmssink => "kmssink",
+            config::VideoSink::Autovideosink => "autovideosink",
+            config::VideoSink::Fakesink => "fakesink",
+            config::VideoSink::Auto if has_display => "autovideosink",
+            config::VideoSink::Auto if Path::new("/dev/dri/card0").exists() => "kmssink",
+            config::VideoSink::Auto => "fakesink",
+        };
+        let audio_sink = match config.audio_sink {
+            config::AudioSink::Alsasink => "alsasink",
+            config::AudioSink::Autoaudiosink => "autoaudiosink",
+            config::AudioSink::Fakesink => "fakesink",
+            config::AudioSink::Auto if alsa_pcm('p') => "alsasink",
+            config::AudioSink::Auto => "fakesink",
+        };
+        Self {
+            video_source,
+            audio_source,
+            video_sink,
+            audio_sink,
+            config: config.clone(),
+        }
+    }
+
+    /// Every element this plan uses.
+    fn elements(&self) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = elements::CORE.to_vec();
+        v.push(match self.video_source {
+            SourceKind::Device(_) => "v4l2src",
+            SourceKind::Test => "videotestsrc",
+        });
+        v.push(match self.audio_source {
+            SourceKind::Device(_) => "alsasrc",
+            SourceKind::Test => "audiotestsrc",
+        });
+        v.extend(["videoscale", "videorate", self.video_sink, self.audio_sink]);
+        v
+    }
+}
+
+/// Initialises GStreamer, registers the statically linked WebRTC plugin, raises the
+/// configured hardware encoder's rank and checks that every element of `plan` exists.
+///
+/// Errors: [`MediaError::Init`], [`MediaError::MissingElement`] naming the package.
+pub fn init(plan: &MediaPlan) -> Result<(), MediaError> {
+    gst::init().map_err(|e| MediaError::Init(e.to_string()))?;
+    // Register once per process; a second call reports "already registered".
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    let mut reg_err = None;
+    REGISTERED.call_once(|| {
+        if let Err(e) = gstrswebrtc::plugin_register_static() {
+            reg_err = Some(e.to_string());
+        }
+    });
+    if let Some(e) = reg_err {
+        return Err(MediaError::Init(format!("registering the WebRTC plugin: {e}")));
+    }
+    elements::require(&plan.elements())?;
+    elements::require_h264()?;
+    let hw = plan.config.hardware_encoder.trim();
+    if !hw.is_empty() {
+        use gst::prelude::*;
+        match gst::ElementFactory::find(hw) {
+            Some(factory) => {
+                factory.set_rank(gst::Rank::PRIMARY + 100);
+                tracing::info!(encoder = hw, "hardware encoder preferred");
+            }
+            None => {
+                return Err(MediaError::MissingElement {
+                    element: hw.to_owned(),
+                    package: package_for(hw).unwrap_or("the board's GStreamer plugins"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Frame counters of the current call, reset when media starts.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Video frames handed to the publisher (`livekitwebrtcsink`).
+    pub video_frames_sent: AtomicU64,
+    /// Decoded video frames received from remote participants.
+    pub video_frames_received: AtomicU64,
+    /// Decoded audio buffers received from remote participants.
+    pub audio_buffers_received: AtomicU64,
+}
+
+impl Counters {
+    fn reset(&self) {
+        for c in [
+            &self.video_frames_sent,
+            &self.video_frames_received,
+            &self.audio_buffers_received,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// `(video sent, video received, audio received)`.
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        (
+            self.video_frames_sent.load(Ordering::Relaxed),
+            self.video_frames_received.load(Ordering::Relaxed),
+            self.audio_buffers_received.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Commands to the media thread.
+#[derive(Debug)]
+pub enum MediaCommand {
+    /// Tear down whatever runs, then publish and subscribe in `join`'s room.
+    Start {
+        /// The call.
+        call_id: String,
+        /// URL and device tokens.
+        join: JoinInfo,
+    },
+    /// Tear everything down.
+    Stop {
+        /// The call.
+        call_id: String,
+    },
+}
+
+/// Reports from the media thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// Pipelines are playing and the publisher has a LiveKit session.
+    Started {
+        /// The call.
+        call_id: String,
+    },
+    /// Media failed; the pipelines are still there until a `Stop`.
+    Failed {
+        /// The call.
+        call_id: String,
+        /// For the log.
+        error: String,
+    },
+}
+
+/// Handle to the media thread. Dropping it stops media and joins the thread.
+pub struct MediaEngine {
+    tx: Option<mpsc::Sender<MediaCommand>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    counters: Arc<Counters>,
+}
+
+impl MediaEngine {
+    /// Spawns the media thread. Call [`init`] first.
+    pub fn spawn(plan: MediaPlan, events: UnboundedSender<MediaEvent>) -> Self {
+        let (tx, rx) = mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let c = counters.clone();
+        let thread = std::thread::Builder::new()
+            .name("media".into())
+            .spawn(move || media_thread(plan, rx, events, c))
+            .expect("spawning the media thread");
+        Self {
+            tx: Some(tx),
+            thread: Some(thread),
+            counters,
+        }
+    }
+
+    /// Queues a command; commands run in order.
+    pub fn send(&self, cmd: MediaCommand) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(cmd);
+        }
+    }
+
+    /// The current call's frame counters.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+}
+
+impl Drop for MediaEngine {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn media_thread(
+    plan: MediaPlan,
+    rx: mpsc::Receiver<MediaCommand>,
+    events: UnboundedSender<MediaEvent>,
+    counters: Arc<Counters>,
+) {
+    let mut current: Option<pipeline::Session> = None;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(MediaCommand::Start { call_id, join }) => {
+                if let Some(s) = current.take() {
+                    s.stop();
+                }
+                counters.reset();
+                match pipeline::Session::start(&plan, &call_id, &join, counters.clone()) {
+                    Ok(s) => current = Some(s),
+                    Err(e) => {
+                        tracing::error!(call_id, error = %e, "media did not start");
+                        let _ = events.send(MediaEvent::Failed {
+                            call_id,
+                            error: e.to_string(),
+                        });
+                    }
+                }
+            }
+            Ok(MediaCommand::Stop { call_id }) => {
+                if let Some(s) = current.take() {
+                    tracing::info!(call_id, "stopping media");
+                    s.stop();
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(s) = current.as_mut() {
+            for ev in s.poll() {
+                let _ = events.send(ev);
+            }
+        }
+    }
+    if let Some(s) = current.take() {
+        s.stop();
+    }
+}

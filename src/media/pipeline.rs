@@ -1,0 +1,354 @@
+//! One call's two pipelines: camera + microphone → `livekitwebrtcsink` (publisher
+//! identity), and `livekitwebrtcsrc` (hidden subscriber identity) → decode → screen and
+//! speaker. Used only from the media thread.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use callbox_protocol::JoinInfo;
+use gst::glib;
+use gst::prelude::*;
+
+use super::{Counters, MediaError, MediaEvent, MediaPlan, SourceKind};
+
+/// A running call's media.
+pub struct Session {
+    call_id: String,
+    publish: gst::Pipeline,
+    subscribe: gst::Pipeline,
+    /// Set by `livekitwebrtcsink`'s `consumer-added`: the SFU session exists.
+    joined: Arc<AtomicBool>,
+    started_reported: bool,
+    failed: bool,
+}
+
+fn build_err(which: &'static str) -> impl Fn(glib::BoolError) -> MediaError {
+    move |e| MediaError::Build {
+        which,
+        detail: e.to_string(),
+    }
+}
+
+fn make(factory: &str, which: &'static str) -> Result<gst::Element, MediaError> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|e| MediaError::Build {
+            which,
+            detail: format!("element {factory}: {e}"),
+        })
+}
+
+/// Counts buffers passing `pad` into the counter `pick` selects.
+fn probe_count(pad: &gst::Pad, counters: &Arc<Counters>, pick: fn(&Counters) -> &AtomicU64) {
+    let counters = counters.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        pick(&counters).fetch_add(1, Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
+    });
+}
+
+impl Session {
+    /// Builds both pipelines and sets them to PLAYING.
+    pub fn start(
+        plan: &MediaPlan,
+        call_id: &str,
+        join: &JoinInfo,
+        counters: Arc<Counters>,
+    ) -> Result<Self, MediaError> {
+        let (Some(publisher), Some(subscriber)) = (&join.publisher, &join.subscriber) else {
+            return Err(MediaError::NoDeviceTokens {
+                call_id: call_id.to_owned(),
+            });
+        };
+        let joined = Arc::new(AtomicBool::new(false));
+        let publish = build_publisher(plan, &join.url, &publisher.token, &counters, &joined)?;
+        let subscribe = build_subscriber(
+            plan,
+            &join.url,
+            &subscriber.token,
+            &publisher.identity,
+            &counters,
+        )?;
+        let session = Self {
+            call_id: call_id.to_owned(),
+            publish,
+            subscribe,
+            joined,
+            started_reported: false,
+            failed: false,
+        };
+        for which in ["publish", "subscribe"] {
+            let p = if which == "publish" { &session.publish } else { &session.subscribe };
+            if let Err(e) = p.set_state(gst::State::Playing) {
+                let detail = first_error(p).unwrap_or_else(|| e.to_string());
+                session.stop();
+                return Err(MediaError::StateChange { which, detail });
+            }
+        }
+        tracing::info!(
+            call_id,
+            room = %join.room_name,
+            publisher = %publisher.identity,
+            subscriber = %subscriber.identity,
+            "media starting"
+        );
+        Ok(session)
+    }
+
+    /// Drains both buses; returns at most one `Started` and one `Failed` per session.
+    pub fn poll(&mut self) -> Vec<MediaEvent> {
+        let mut out = Vec::new();
+        for (which, p) in [("publish", &self.publish), ("subscribe", &self.subscribe)] {
+            let Some(bus) = p.bus() else { continue };
+            while let Some(msg) = bus.pop() {
+                match msg.view() {
+                    gst::MessageView::Error(err) => {
+                        let src = msg
+                            .src()
+                            .map(|s| s.path_string().to_string())
+                            .unwrap_or_default();
+                        let error = format!(
+                            "{which} pipeline: {src}: {} ({})",
+                            err.error(),
+                            err.debug().map(|d| d.to_string()).unwrap_or_default()
+                        );
+                        tracing::error!(call_id = %self.call_id, %error, "media error");
+                        if !self.failed {
+                            self.failed = true;
+                            out.push(MediaEvent::Failed {
+                                call_id: self.call_id.clone(),
+                                error,
+                            });
+                        }
+                    }
+                    gst::MessageView::Warning(w) => {
+                        tracing::warn!(call_id = %self.call_id, pipeline = which, warning = %w.error(), "media warning");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if !self.started_reported && !self.failed && self.joined.load(Ordering::Acquire) {
+            self.started_reported = true;
+            tracing::info!(call_id = %self.call_id, "media up: publishing to the room");
+            out.push(MediaEvent::Started {
+                call_id: self.call_id.clone(),
+            });
+        }
+        out
+    }
+
+    /// Sets both pipelines to NULL (leaves the room).
+    pub fn stop(self) {
+        for p in [&self.publish, &self.subscribe] {
+            let _ = p.set_state(gst::State::Null);
+        }
+    }
+}
+
+fn first_error(p: &gst::Pipeline) -> Option<String> {
+    let bus = p.bus()?;
+    while let Some(msg) = bus.pop() {
+        if let gst::MessageView::Error(err) = msg.view() {
+            return Some(format!(
+                "{} ({})",
+                err.error(),
+                err.debug().map(|d| d.to_string()).unwrap_or_default()
+            ));
+        }
+    }
+    None
+}
+
+fn set_ice_servers(element: &gst::Element, plan: &MediaPlan) {
+    // Default is a public STUN server; a box talks only to what the installer configured.
+    let stun = Some(plan.config.stun_server.as_str()).filter(|s| !s.is_empty());
+    element.set_property("stun-server", stun);
+    let turn = gst::Array::new(plan.config.turn_servers.iter().map(|s| s.as_str()));
+    element.set_property("turn-servers", turn);
+}
+
+fn build_publisher(
+    plan: &MediaPlan,
+    url: &str,
+    token: &str,
+    counters: &Arc<Counters>,
+    joined: &Arc<AtomicBool>,
+) -> Result<gst::Pipeline, MediaError> {
+    const W: &str = "publish";
+    let cfg = &plan.config;
+    let pipeline = gst::Pipeline::with_name("publish");
+    let sink = make("livekitwebrtcsink", W)?;
+    let signaller = sink.property::<glib::Object>("signaller");
+    signaller.set_property("ws-url", url);
+    signaller.set_property("auth-token", token);
+    set_ice_servers(&sink, plan);
+    sink.set_property("video-caps", gst::Caps::builder("video/x-h264").build());
+    sink.set_property("audio-caps", gst::Caps::builder("audio/x-opus").build());
+    sink.set_property("max-bitrate", cfg.max_video_bitrate_kbps.saturating_mul(1000));
+    let flag = joined.clone();
+    sink.connect("consumer-added", false, move |_| {
+        flag.store(true, Ordering::Release);
+        None
+    });
+    pipeline.add(&sink).map_err(build_err(W))?;
+
+    // Video: source → convert/scale/rate → caps → queue → sink.video_%u
+    let vsrc = match &plan.video_source {
+        SourceKind::Device(dev) => {
+            let e = make("v4l2src", W)?;
+            e.set_property("device", dev);
+            e
+        }
+        SourceKind::Test => {
+            let e = make("videotestsrc", W)?;
+            e.set_property("is-live", true);
+            e.set_property_from_str("pattern", "ball");
+            e
+        }
+    };
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("width", cfg.width as i32)
+        .field("height", cfg.height as i32)
+        .field("framerate", gst::Fraction::new(cfg.framerate as i32, 1))
+        .build();
+    let vcaps = make("capsfilter", W)?;
+    vcaps.set_property("caps", &caps);
+    let vchain = [
+        vsrc,
+        make("videoconvert", W)?,
+        make("videoscale", W)?,
+        make("videorate", W)?,
+        vcaps,
+        make("queue", W)?,
+    ];
+    pipeline.add_many(&vchain).map_err(build_err(W))?;
+    gst::Element::link_many(&vchain).map_err(build_err(W))?;
+    let vpad = sink
+        .request_pad_simple("video_%u")
+        .ok_or_else(|| MediaError::Build {
+            which: W,
+            detail: "livekitwebrtcsink gave no video pad".into(),
+        })?;
+    let vq_src = vchain[5].static_pad("src").expect("queue has a src pad");
+    vq_src.link(&vpad).map_err(|e| MediaError::Build {
+        which: W,
+        detail: format!("linking video to the sink: {e:?}"),
+    })?;
+    probe_count(&vq_src, counters, |c| &c.video_frames_sent);
+
+    // Audio: source → convert → resample → queue → sink.audio_%u
+    let asrc = match &plan.audio_source {
+        SourceKind::Device(dev) => {
+            let e = make("alsasrc", W)?;
+            e.set_property("device", dev);
+            e
+        }
+        SourceKind::Test => {
+            let e = make("audiotestsrc", W)?;
+            e.set_property("is-live", true);
+            e.set_property("freq", 523.25f64);
+            e.set_property("volume", 0.3f64);
+            e
+        }
+    };
+    let achain = [
+        asrc,
+        make("audioconvert", W)?,
+        make("audioresample", W)?,
+        make("queue", W)?,
+    ];
+    pipeline.add_many(&achain).map_err(build_err(W))?;
+    gst::Element::link_many(&achain).map_err(build_err(W))?;
+    let apad = sink
+        .request_pad_simple("audio_%u")
+        .ok_or_else(|| MediaError::Build {
+            which: W,
+            detail: "livekitwebrtcsink gave no audio pad".into(),
+        })?;
+    achain[3]
+        .static_pad("src")
+        .expect("queue has a src pad")
+        .link(&apad)
+        .map_err(|e| MediaError::Build {
+            which: W,
+            detail: format!("linking audio to the sink: {e:?}"),
+        })?;
+    Ok(pipeline)
+}
+
+fn build_subscriber(
+    plan: &MediaPlan,
+    url: &str,
+    token: &str,
+    own_publisher: &str,
+    counters: &Arc<Counters>,
+) -> Result<gst::Pipeline, MediaError> {
+    const W: &str = "subscribe";
+    let pipeline = gst::Pipeline::with_name("subscribe");
+    let src = make("livekitwebrtcsrc", W)?;
+    let signaller = src.property::<glib::Object>("signaller");
+    signaller.set_property("ws-url", url);
+    signaller.set_property("auth-token", token);
+    // Our own publisher is a participant of the room too; never subscribe to ourselves.
+    signaller.set_property(
+        "excluded-producer-peer-ids",
+        gst::Array::new([own_publisher]),
+    );
+    set_ice_servers(&src, plan);
+    pipeline.add(&src).map_err(build_err(W))?;
+
+    let video_sink = plan.video_sink;
+    let audio_sink = plan.audio_sink;
+    let counters = counters.clone();
+    let weak_pipeline = pipeline.downgrade();
+    src.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = weak_pipeline.upgrade() else {
+            return;
+        };
+        let name = pad.name();
+        let (desc, pick): (String, fn(&Counters) -> &AtomicU64) = if name.starts_with("video") {
+            (
+                format!("queue ! videoconvert ! videoscale ! {}", sink_desc(video_sink)),
+                |c| &c.video_frames_received,
+            )
+        } else if name.starts_with("audio") {
+            (
+                format!(
+                    "queue ! audioconvert ! audioresample ! {}",
+                    sink_desc(audio_sink)
+                ),
+                |c| &c.audio_buffers_received,
+            )
+        } else {
+            return;
+        };
+        let bin = match gst::parse::bin_from_description(&desc, true) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(pad = %name, error = %e, "cannot build the playback branch");
+                return;
+            }
+        };
+        if pipeline.add(&bin).is_err() {
+            return;
+        }
+        let sinkpad = bin.static_pad("sink").expect("ghost sink pad");
+        probe_count(&sinkpad, &counters, pick);
+        if let Err(e) = pad.link(&sinkpad) {
+            tracing::error!(pad = %name, error = ?e, "cannot link remote track");
+            return;
+        }
+        let _ = bin.sync_state_with_parent();
+        tracing::info!(pad = %name, "remote track playing");
+    });
+    Ok(pipeline)
+}
+
+fn sink_desc(element: &str) -> String {
+    match element {
+        // Tests and headless boxes: don't throttle, just count.
+        "fakesink" => "fakesink sync=false".into(),
+        other => format!("{other} sync=true"),
+    }
+}

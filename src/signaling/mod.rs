@@ -1,0 +1,186 @@
+//! The box's side of the hub protocol (design §3): REST calls ([`HubClient`]) and the
+//! event WebSocket ([`ws::run`]) with capped, jittered exponential reconnect.
+
+pub mod ws;
+
+use std::time::Duration;
+
+use callbox_protocol::{
+    EndRequest, ErrorBody, JoinInfo, RejectReason, RespondAction, RespondRequest,
+};
+use reqwest::StatusCode;
+
+use crate::config::HubConfig;
+
+/// A failed request to the hub.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalingError {
+    /// Could not reach the hub at all (DNS, refused, timeout, TLS).
+    #[error("hub unreachable at {url}: {source}")]
+    Unreachable {
+        /// The request URL.
+        url: String,
+        /// What reqwest said.
+        source: reqwest::Error,
+    },
+    /// The hub did not accept the device credential.
+    #[error("hub at {url} rejected the device credential (HTTP 401): check hub.credential")]
+    Unauthorized {
+        /// The request URL.
+        url: String,
+    },
+    /// Any other non-2xx answer.
+    #[error("hub at {url} answered HTTP {status}: {error}: {message}")]
+    Status {
+        /// The request URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// `ErrorBody.error`, or `unknown`.
+        error: String,
+        /// `ErrorBody.message`, or the raw body.
+        message: String,
+    },
+    /// A 2xx answer whose body was not the expected JSON.
+    #[error("hub at {url} sent an unexpected body: {detail}")]
+    Decode {
+        /// The request URL.
+        url: String,
+        /// What serde said.
+        detail: String,
+    },
+    /// The HTTP client could not be built (TLS roots).
+    #[error("cannot build the HTTP client: {0}")]
+    Client(reqwest::Error),
+}
+
+/// REST client for the hub, authenticated with the device credential.
+#[derive(Clone)]
+pub struct HubClient {
+    http: reqwest::Client,
+    base: String,
+    credential: String,
+}
+
+impl HubClient {
+    /// `base` is `hub.url` without a trailing slash.
+    pub fn new(cfg: &HubConfig, credential: &str) -> Result<Self, SignalingError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(cfg.request_timeout_ms))
+            .connect_timeout(Duration::from_millis(cfg.request_timeout_ms.min(5000)))
+            .build()
+            .map_err(SignalingError::Client)?;
+        Ok(Self {
+            http,
+            base: cfg.url.clone(),
+            credential: credential.to_owned(),
+        })
+    }
+
+    /// The hub's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The credential, for the WebSocket's `Authorization` header.
+    pub fn credential(&self) -> &str {
+        &self.credential
+    }
+
+    async fn post<B: serde::Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<(String, String), SignalingError> {
+        let url = format!("{}{}", self.base, path);
+        let resp = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.credential)
+            .json(body)
+            .send()
+            .await
+            .map_err(|source| SignalingError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|source| SignalingError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(SignalingError::Unauthorized { url });
+        }
+        if !status.is_success() {
+            let (error, message) = match serde_json::from_str::<ErrorBody>(&text) {
+                Ok(b) => (b.error, b.message),
+                Err(_) => ("unknown".into(), text),
+            };
+            return Err(SignalingError::Status {
+                url,
+                status: status.as_u16(),
+                error,
+                message,
+            });
+        }
+        Ok((url, text))
+    }
+
+    async fn post_json<B: serde::Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, SignalingError> {
+        let (url, text) = self.post(path, body).await?;
+        serde_json::from_str(&text).map_err(|e| SignalingError::Decode {
+            url,
+            detail: e.to_string(),
+        })
+    }
+
+    /// Accepts an invitation; returns the join tokens.
+    pub async fn accept(&self, invitation_id: &str) -> Result<JoinInfo, SignalingError> {
+        let body = RespondRequest {
+            invitation_id: invitation_id.to_owned(),
+            action: RespondAction::Accept,
+            reason: None,
+        };
+        self.post_json("/api/calls/invitations/respond", &body)
+            .await
+    }
+
+    /// Rejects an invitation with `reason`.
+    pub async fn reject(
+        &self,
+        invitation_id: &str,
+        reason: RejectReason,
+    ) -> Result<(), SignalingError> {
+        let body = RespondRequest {
+            invitation_id: invitation_id.to_owned(),
+            action: RespondAction::Reject,
+            reason: Some(reason),
+        };
+        self.post("/api/calls/invitations/respond", &body)
+            .await
+            .map(drop)
+    }
+
+    /// Ends (hangs up) a call.
+    pub async fn end(&self, call_id: &str, reason: &str) -> Result<(), SignalingError> {
+        let body = EndRequest {
+            call_id: call_id.to_owned(),
+            reason: Some(reason.to_owned()),
+        };
+        self.post("/api/calls/end", &body).await.map(drop)
+    }
+
+    /// Fresh join tokens for a call the box is in (rejoin after a media fault).
+    pub async fn token(&self, call_id: &str) -> Result<JoinInfo, SignalingError> {
+        self.post_json(&format!("/api/calls/{call_id}/token"), &serde_json::json!({}))
+            .await
+    }
+}

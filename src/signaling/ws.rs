@@ -1,0 +1,208 @@
+//! The hub's event WebSocket (`GET /ws`): connect with the device credential, turn text
+//! frames into [`ServerEvent`]s, reconnect with capped, jittered exponential back-off.
+//!
+//! Malformed frames and unknown event types are logged and ignored, never fatal.
+
+use std::time::Duration;
+
+use callbox_protocol::{EventParseError, ServerEvent};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
+
+use super::HubClient;
+
+/// What the WebSocket task reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WsEvent {
+    /// Connected and authenticated.
+    Connected,
+    /// The connection dropped; reconnecting.
+    Disconnected,
+    /// A well-formed event.
+    Event(ServerEvent),
+}
+
+/// Reconnect delay for attempt `n` (0-based): `min · 2ⁿ` capped at `max`, then scaled by
+/// `jitter` ∈ [0.75, 1.25] so a fleet of boxes does not reconnect in lock-step.
+pub fn backoff_delay(attempt: u32, min: Duration, max: Duration, jitter: f64) -> Duration {
+    let base = min.saturating_mul(1u32 << attempt.min(20)).min(max);
+    base.mul_f64(jitter.clamp(0.75, 1.25))
+}
+
+/// No frame at all (the hub pings every 15 s) for this long means the link is dead.
+const IDLE_LIMIT: Duration = Duration::from_secs(45);
+
+/// `http(s)://host/…` → `ws(s)://host/…/ws`.
+pub fn ws_url(base: &str) -> String {
+    let rest = base
+        .strip_prefix("https://")
+        .map(|r| format!("wss://{r}"))
+        .or_else(|| base.strip_prefix("http://").map(|r| format!("ws://{r}")))
+        .unwrap_or_else(|| base.to_owned());
+    format!("{rest}/ws")
+}
+
+/// Runs forever: connects, forwards events to `out`, reconnects. Returns when `out` is
+/// closed (the supervisor stopped).
+pub async fn run(hub: HubClient, min: Duration, max: Duration, out: UnboundedSender<WsEvent>) {
+    let url = ws_url(hub.base());
+    let mut attempt: u32 = 0;
+    loop {
+        match connect(&url, hub.credential()).await {
+            Ok(stream) => {
+                tracing::info!(url, "connected to hub");
+                attempt = 0;
+                if out.send(WsEvent::Connected).is_err() {
+                    return;
+                }
+                let reason = pump(stream, &out).await;
+                tracing::warn!(url, reason, "hub connection lost");
+                if out.send(WsEvent::Disconnected).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let delay = backoff_delay(attempt, min, max, rand::random_range(0.75..=1.25));
+                match &e {
+                    tungstenite::Error::Http(resp) if resp.status().as_u16() == 401 => {
+                        tracing::error!(
+                            url,
+                            retry_ms = delay.as_millis() as u64,
+                            "hub rejected the device credential (HTTP 401): check \
+                             hub.credential in the config file"
+                        )
+                    }
+                    tungstenite::Error::Http(resp) => tracing::error!(
+                        url,
+                        status = resp.status().as_u16(),
+                        retry_ms = delay.as_millis() as u64,
+                        "hub refused the WebSocket"
+                    ),
+                    other => tracing::warn!(
+                        url,
+                        error = %other,
+                        retry_ms = delay.as_millis() as u64,
+                        "hub unreachable (check hub.url), retrying"
+                    ),
+                }
+                attempt = attempt.saturating_add(1);
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = out.closed() => return,
+                }
+                continue;
+            }
+        }
+        // Dropped after being connected: first retry after `min`.
+        let delay = backoff_delay(0, min, max, rand::random_range(0.75..=1.25));
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = out.closed() => return,
+        }
+    }
+}
+
+type Stream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(url: &str, credential: &str) -> Result<Stream, tungstenite::Error> {
+    let mut req = url.into_client_request()?;
+    let value = format!("Bearer {credential}")
+        .parse()
+        .map_err(|_| tungstenite::Error::Url(tungstenite::error::UrlError::UnableToConnect(
+            "credential is not a valid header value".into(),
+        )))?;
+    req.headers_mut().insert("authorization", value);
+    let connecting = tokio_tungstenite::connect_async(req);
+    let (stream, _resp) = tokio::time::timeout(Duration::from_secs(10), connecting)
+        .await
+        .map_err(|_| {
+            tungstenite::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "WebSocket handshake timed out after 10 s",
+            ))
+        })??;
+    Ok(stream)
+}
+
+/// Reads frames until the connection ends; returns why.
+async fn pump(mut stream: Stream, out: &UnboundedSender<WsEvent>) -> String {
+    loop {
+        let next = tokio::select! {
+            n = tokio::time::timeout(IDLE_LIMIT, stream.next()) => n,
+            _ = out.closed() => return "shutting down".into(),
+        };
+        let msg = match next {
+            Err(_) => return format!("nothing from the hub for {} s", IDLE_LIMIT.as_secs()),
+            Ok(None) => return "closed".into(),
+            Ok(Some(Err(e))) => return e.to_string(),
+            Ok(Some(Ok(m))) => m,
+        };
+        match msg {
+            Message::Text(text) => handle_text(text.as_str(), out),
+            Message::Ping(p) => {
+                let _ = stream.send(Message::Pong(p)).await;
+            }
+            Message::Close(frame) => {
+                return format!("closed by hub: {frame:?}");
+            }
+            Message::Binary(_) => tracing::warn!("ignoring binary frame from hub"),
+            Message::Pong(_) | Message::Frame(_) => {}
+        }
+    }
+}
+
+/// Parses one text frame and forwards it; logs and drops anything bad.
+pub fn handle_text(text: &str, out: &UnboundedSender<WsEvent>) {
+    match ServerEvent::parse(text) {
+        Ok(ev) => {
+            tracing::debug!(call_id = ev.call_id(), event = ?ev, "hub event");
+            let _ = out.send(WsEvent::Event(ev));
+        }
+        Err(EventParseError::UnknownType(t)) => {
+            tracing::info!(event_type = t, "ignoring unknown hub event type")
+        }
+        Err(e) => {
+            let excerpt: String = text.chars().take(200).collect();
+            tracing::warn!(error = %e, frame = excerpt, "ignoring malformed hub message")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_then_caps_and_jitters_within_a_quarter() {
+        let (min, max) = (Duration::from_millis(500), Duration::from_secs(30));
+        assert_eq!(backoff_delay(0, min, max, 1.0), Duration::from_millis(500));
+        assert_eq!(backoff_delay(1, min, max, 1.0), Duration::from_millis(1000));
+        assert_eq!(backoff_delay(3, min, max, 1.0), Duration::from_millis(4000));
+        assert_eq!(backoff_delay(10, min, max, 1.0), max);
+        assert_eq!(backoff_delay(60, min, max, 1.0), max, "no overflow");
+        assert_eq!(backoff_delay(10, min, max, 1.25), Duration::from_millis(37_500));
+        assert_eq!(backoff_delay(0, min, max, 0.1), Duration::from_millis(375), "clamped");
+    }
+
+    #[test]
+    fn ws_url_follows_the_scheme() {
+        assert_eq!(ws_url("http://h:8080"), "ws://h:8080/ws");
+        assert_eq!(ws_url("https://hub.example/base"), "wss://hub.example/base/ws");
+    }
+
+    #[test]
+    fn bad_frames_are_dropped_and_good_ones_forwarded() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        handle_text("{not json", &tx);
+        handle_text(r#"{"type":"surprise","x":1}"#, &tx);
+        handle_text(r#"{"type":"call_ended"}"#, &tx);
+        handle_text(r#"{"type":"call_cancelled","callId":"c1"}"#, &tx);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            WsEvent::Event(ServerEvent::CallCancelled { call_id: "c1".into() })
+        );
+        assert!(rx.try_recv().is_err(), "only the good frame got through");
+    }
+}
