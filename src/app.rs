@@ -293,7 +293,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         timers.set(Timer::MediaStart, Duration::from_secs(2)); // restart
         tokio::time::sleep(Duration::from_millis(1000)).await;
-        assert!(rx.try_recv().is_err(), "cancelled and restarted timers are quiet");
+        assert!(
+            rx.try_recv().is_err(),
+            "cancelled and restarted timers are quiet"
+        );
         tokio::time::sleep(Duration::from_millis(1001)).await;
         assert_eq!(rx.try_recv().unwrap(), Event::TimerFired(Timer::MediaStart));
         assert!(rx.try_recv().is_err());

@@ -159,6 +159,31 @@ pub enum AudioSink {
     Fakesink,
 }
 
+/// Video codec the box accepts from remote participants.
+///
+/// GStreamer 1.22's webrtcbin answers a LiveKit offer with a single codec, so the box
+/// receives exactly one codec; a caller publishing another one is not shown (LiveKit logs
+/// "bind error for unsupported codec"). Callers should publish this codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiveVideoCodec {
+    /// H.264 (hardware decode on a Raspberry Pi 4).
+    #[default]
+    H264,
+    /// VP8 (what browsers publish unless told otherwise).
+    Vp8,
+}
+
+impl ReceiveVideoCodec {
+    /// The encoding name webrtcsrc's `video-codecs` expects.
+    pub fn encoding_name(self) -> &'static str {
+        match self {
+            Self::H264 => "H264",
+            Self::Vp8 => "VP8",
+        }
+    }
+}
+
 /// `[media]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -193,6 +218,9 @@ pub struct MediaConfig {
     /// ALSA playback device. Default `default`.
     #[serde(default = "default_alsa")]
     pub audio_output_device: String,
+    /// Codec accepted from callers. Default `h264`.
+    #[serde(default)]
+    pub receive_video_codec: ReceiveVideoCodec,
     /// Upper bound of the published video bitrate, kbit/s. Default 1500.
     #[serde(default = "default_max_bitrate_kbps")]
     pub max_video_bitrate_kbps: u32,
@@ -206,6 +234,11 @@ pub struct MediaConfig {
     /// TURN servers, `turn://user:password@host:port`. Default none.
     #[serde(default)]
     pub turn_servers: Vec<String>,
+    /// Local IP addresses ICE may gather host candidates on, e.g. `["127.0.0.1"]` when
+    /// the LiveKit server runs on the same machine (tests, demo). Empty: every interface
+    /// but loopback (libnice's default). Default empty.
+    #[serde(default)]
+    pub ice_local_addresses: Vec<String>,
     /// How long media may take to come up before the call is given up, ms. Default 20000.
     #[serde(default = "default_start_timeout_ms")]
     pub start_timeout_ms: u64,
@@ -228,7 +261,9 @@ pub struct ControlConfig {
 
 impl Default for ControlConfig {
     fn default() -> Self {
-        Self { socket: default_socket() }
+        Self {
+            socket: default_socket(),
+        }
     }
 }
 
@@ -244,7 +279,9 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: default_log_level() }
+        Self {
+            level: default_log_level(),
+        }
     }
 }
 
@@ -354,8 +391,7 @@ impl Config {
             }
             Some(_) => {}
         }
-        if self.hub.reconnect_min_ms == 0 || self.hub.reconnect_min_ms > self.hub.reconnect_max_ms
-        {
+        if self.hub.reconnect_min_ms == 0 || self.hub.reconnect_min_ms > self.hub.reconnect_max_ms {
             return Err(invalid(
                 "hub.reconnect_min_ms",
                 "must be at least 1 and not above hub.reconnect_max_ms".into(),
@@ -363,10 +399,16 @@ impl Config {
         }
         let m = &self.media;
         if !(16..=4096).contains(&m.width) {
-            return Err(invalid("media.width", format!("{} px: allowed 16..=4096", m.width)));
+            return Err(invalid(
+                "media.width",
+                format!("{} px: allowed 16..=4096", m.width),
+            ));
         }
         if !(16..=4096).contains(&m.height) {
-            return Err(invalid("media.height", format!("{} px: allowed 16..=4096", m.height)));
+            return Err(invalid(
+                "media.height",
+                format!("{} px: allowed 16..=4096", m.height),
+            ));
         }
         if !(1..=120).contains(&m.framerate) {
             return Err(invalid(
@@ -394,6 +436,16 @@ impl Config {
             return Err(invalid(
                 "media.turn_servers",
                 format!("`{bad}` must look like turn://user:password@host:port"),
+            ));
+        }
+        if let Some(bad) = m
+            .ice_local_addresses
+            .iter()
+            .find(|a| a.parse::<std::net::IpAddr>().is_err())
+        {
+            return Err(invalid(
+                "media.ice_local_addresses",
+                format!("`{bad}` is not an IP address"),
             ));
         }
         if m.start_timeout_ms < 1000 {
@@ -428,7 +480,10 @@ mod tests {
         assert_eq!(c.credential(), "abc");
         assert_eq!(c.call.answer, AnswerPolicy::Auto);
         assert_eq!(c.media.video_source, VideoSource::Auto);
-        assert_eq!((c.media.width, c.media.height, c.media.framerate), (640, 480, 30));
+        assert_eq!(
+            (c.media.width, c.media.height, c.media.framerate),
+            (640, 480, 30)
+        );
         assert_eq!(c.media.max_video_bitrate_kbps, 1500);
         assert_eq!(c.control.socket, PathBuf::from("/run/callbox/control.sock"));
         assert_eq!(c.hub.reconnect_max_ms, 30_000);
@@ -458,8 +513,13 @@ mod tests {
 
     #[test]
     fn missing_credential_says_how_to_get_one() {
-        let err = parse("[hub]\nurl = \"http://h\"\n").unwrap_err().to_string();
-        assert!(err.contains("hub.credential") && err.contains("add-device"), "{err}");
+        let err = parse("[hub]\nurl = \"http://h\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("hub.credential") && err.contains("add-device"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -467,7 +527,14 @@ mod tests {
         for (extra, key) in [
             ("[media]\nwidth = 0\n", "media.width"),
             ("[media]\nframerate = 500\n", "media.framerate"),
-            ("[media]\nstun_server = \"stun.l.google.com:19302\"\n", "media.stun_server"),
+            (
+                "[media]\nstun_server = \"stun.l.google.com:19302\"\n",
+                "media.stun_server",
+            ),
+            (
+                "[media]\nice_local_addresses = [\"lo\"]\n",
+                "media.ice_local_addresses",
+            ),
         ] {
             let err = parse(&format!("{MINIMAL}{extra}")).unwrap_err().to_string();
             assert!(err.contains(key), "{extra}: {err}");

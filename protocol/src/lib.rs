@@ -405,7 +405,10 @@ mod tests {
             }
         );
         let back: serde_json::Value = serde_json::to_value(&ev).unwrap();
-        assert_eq!(back, serde_json::from_str::<serde_json::Value>(text).unwrap());
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(text).unwrap()
+        );
     }
 
     #[test]
@@ -420,14 +423,23 @@ mod tests {
             let ev = ServerEvent::parse(text).unwrap();
             assert_eq!(ev.call_id(), "c");
             let back = serde_json::to_value(&ev).unwrap();
-            assert_eq!(back, serde_json::from_str::<serde_json::Value>(text).unwrap());
+            assert_eq!(
+                back,
+                serde_json::from_str::<serde_json::Value>(text).unwrap()
+            );
         }
     }
 
     #[test]
     fn parse_errors_are_told_apart() {
-        assert!(matches!(ServerEvent::parse("{nope"), Err(EventParseError::Malformed(_))));
-        assert!(matches!(ServerEvent::parse("[1]"), Err(EventParseError::Malformed(_))));
+        assert!(matches!(
+            ServerEvent::parse("{nope"),
+            Err(EventParseError::Malformed(_))
+        ));
+        assert!(matches!(
+            ServerEvent::parse("[1]"),
+            Err(EventParseError::Malformed(_))
+        ));
         assert_eq!(
             ServerEvent::parse(r#"{"type":"party_time"}"#),
             Err(EventParseError::UnknownType("party_time".into()))
@@ -449,7 +461,10 @@ mod tests {
             subscriber: None,
         };
         let v = serde_json::to_value(&j).unwrap();
-        assert_eq!(v, serde_json::json!({"callId":"c","roomName":"r","url":"ws://x","token":"t"}));
+        assert_eq!(
+            v,
+            serde_json::json!({"callId":"c","roomName":"r","url":"ws://x","token":"t"})
+        );
     }
 
     #[test]

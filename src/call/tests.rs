@@ -424,9 +424,17 @@ fn hub_connection_is_tracked_without_touching_the_call() {
         call: call("c1"),
         answered_at: t0(),
     };
-    let (s, fx) = step(state(in_call.clone()), Event::HubDisconnected, t0(), &LIMITS);
+    let (s, fx) = step(
+        state(in_call.clone()),
+        Event::HubDisconnected,
+        t0(),
+        &LIMITS,
+    );
     assert!(!s.hub_online);
-    assert_eq!(s.phase, in_call, "a hub drop does not end a call: media runs via LiveKit");
+    assert_eq!(
+        s.phase, in_call,
+        "a hub drop does not end a call: media runs via LiveKit"
+    );
     assert!(fx.is_empty());
     let (s, fx) = step(s, Event::HubConnected, t0(), &LIMITS);
     assert!(s.hub_online);

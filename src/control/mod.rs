@@ -213,6 +213,9 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(err.contains("/nonexistent/callbox.sock") && err.contains("callbox run"), "{err}");
+        assert!(
+            err.contains("/nonexistent/callbox.sock") && err.contains("callbox run"),
+            "{err}"
+        );
     }
 }

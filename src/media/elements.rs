@@ -36,7 +36,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("h264parse", "gstreamer1.0-plugins-bad"),
     ("kmssink", "gstreamer1.0-plugins-bad"),
     ("v4l2h264enc", "gstreamer1.0-plugins-good"),
-    ("livekitwebrtcsink", "built into callbox (gst-plugin-webrtc)"),
+    (
+        "livekitwebrtcsink",
+        "built into callbox (gst-plugin-webrtc)",
+    ),
     ("livekitwebrtcsrc", "built into callbox (gst-plugin-webrtc)"),
 ];
 
@@ -90,7 +93,13 @@ pub fn require(names: &[&str]) -> Result<(), MediaError> {
 /// Checks that at least one H.264 encoder and decoder are present.
 pub fn require_h264() -> Result<(), MediaError> {
     let any = |names: &[&str]| names.iter().any(|n| gst::ElementFactory::find(n).is_some());
-    if !any(&["x264enc", "v4l2h264enc", "openh264enc", "vah264enc", "vaapih264enc"]) {
+    if !any(&[
+        "x264enc",
+        "v4l2h264enc",
+        "openh264enc",
+        "vah264enc",
+        "vaapih264enc",
+    ]) {
         return Err(MediaError::MissingElement {
             element: "an H.264 encoder (x264enc)".into(),
             package: "gstreamer1.0-plugins-ugly",

@@ -91,8 +91,8 @@ impl MediaPlan {
     /// Resolves every `auto` against what this machine has: a camera at
     /// `video_device`, an ALSA capture/playback device, a desktop session, a DRM device.
     pub fn resolve(config: &MediaConfig) -> Self {
-        let has_display = std::env::var_os("DISPLAY").is_some()
-            || std::env::var_os("WAYLAND_DISPLAY").is_some();
+        let has_display =
+            std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
         let alsa_pcm = |suffix: char| {
             std::fs::read_dir("/dev/snd")
                 .map(|dir| {
@@ -176,7 +176,9 @@ pub fn init(plan: &MediaPlan) -> Result<(), MediaError> {
         }
     });
     if let Some(e) = reg_err {
-        return Err(MediaError::Init(format!("registering the WebRTC plugin: {e}")));
+        return Err(MediaError::Init(format!(
+            "registering the WebRTC plugin: {e}"
+        )));
     }
     elements::require(&plan.elements())?;
     elements::require_h264()?;

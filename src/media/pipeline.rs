@@ -78,7 +78,11 @@ impl Session {
             failed: false,
         };
         for which in ["publish", "subscribe"] {
-            let p = if which == "publish" { &session.publish } else { &session.subscribe };
+            let p = if which == "publish" {
+                &session.publish
+            } else {
+                &session.subscribe
+            };
             if let Err(e) = p.set_state(gst::State::Playing) {
                 let detail = first_error(p).unwrap_or_else(|| e.to_string());
                 session.stop();
@@ -160,6 +164,35 @@ fn first_error(p: &gst::Pipeline) -> Option<String> {
     None
 }
 
+/// Makes `webrtcbin` gather host candidates on `[media] ice_local_addresses` only
+/// (GstWebRTCICE's `add-local-ip-address` action signal; once any address is added,
+/// libnice uses exactly those). Must run before negotiation starts.
+fn add_local_addresses(webrtcbin: &gst::Element, addresses: &[String]) {
+    if addresses.is_empty() {
+        return;
+    }
+    let agent = webrtcbin.property::<glib::Object>("ice-agent");
+    for addr in addresses {
+        if !agent.emit_by_name::<bool>("add-local-ip-address", &[addr]) {
+            tracing::warn!(address = addr, "ICE agent refused local address");
+        }
+    }
+}
+
+/// Applies [`add_local_addresses`] to every `webrtcbin` added anywhere inside `bin`
+/// (`livekitwebrtcsrc` keeps its webrtcbin as a child).
+fn restrict_nested_webrtcbins(bin: &gst::Pipeline, plan: &MediaPlan) {
+    let addresses = plan.config.ice_local_addresses.clone();
+    if addresses.is_empty() {
+        return;
+    }
+    bin.connect_deep_element_added(move |_, _, element| {
+        if element.factory().is_some_and(|f| f.name() == "webrtcbin") {
+            add_local_addresses(element, &addresses);
+        }
+    });
+}
+
 fn set_ice_servers(element: &gst::Element, plan: &MediaPlan) {
     // Default is a public STUN server; a box talks only to what the installer configured.
     let stun = Some(plan.config.stun_server.as_str()).filter(|s| !s.is_empty());
@@ -185,9 +218,18 @@ fn build_publisher(
     set_ice_servers(&sink, plan);
     sink.set_property("video-caps", gst::Caps::builder("video/x-h264").build());
     sink.set_property("audio-caps", gst::Caps::builder("audio/x-opus").build());
-    sink.set_property("max-bitrate", cfg.max_video_bitrate_kbps.saturating_mul(1000));
+    sink.set_property(
+        "max-bitrate",
+        cfg.max_video_bitrate_kbps.saturating_mul(1000),
+    );
+    // webrtcsink runs each session's webrtcbin in a pipeline of its own; it announces
+    // it here, in READY, before negotiating.
     let flag = joined.clone();
-    sink.connect("consumer-added", false, move |_| {
+    let addresses = plan.config.ice_local_addresses.clone();
+    sink.connect("consumer-added", false, move |args| {
+        if let Some(webrtcbin) = args.get(2).and_then(|v| v.get::<gst::Element>().ok()) {
+            add_local_addresses(&webrtcbin, &addresses);
+        }
         flag.store(true, Ordering::Release);
         None
     });
@@ -286,6 +328,7 @@ fn build_subscriber(
 ) -> Result<gst::Pipeline, MediaError> {
     const W: &str = "subscribe";
     let pipeline = gst::Pipeline::with_name("subscribe");
+    restrict_nested_webrtcbins(&pipeline, plan);
     let src = make("livekitwebrtcsrc", W)?;
     let signaller = src.property::<glib::Object>("signaller");
     signaller.set_property("ws-url", url);
@@ -296,6 +339,10 @@ fn build_subscriber(
         gst::Array::new([own_publisher]),
     );
     set_ice_servers(&src, plan);
+    src.set_property(
+        "video-codecs",
+        gst::Array::new([plan.config.receive_video_codec.encoding_name()]),
+    );
     pipeline.add(&src).map_err(build_err(W))?;
 
     let video_sink = plan.video_sink;
@@ -309,7 +356,10 @@ fn build_subscriber(
         let name = pad.name();
         let (desc, pick): (String, fn(&Counters) -> &AtomicU64) = if name.starts_with("video") {
             (
-                format!("queue ! videoconvert ! videoscale ! {}", sink_desc(video_sink)),
+                format!(
+                    "queue ! videoconvert ! videoscale ! {}",
+                    sink_desc(video_sink)
+                ),
                 |c| &c.video_frames_received,
             )
         } else if name.starts_with("audio") {

@@ -180,7 +180,10 @@ impl HubClient {
 
     /// Fresh join tokens for a call the box is in (rejoin after a media fault).
     pub async fn token(&self, call_id: &str) -> Result<JoinInfo, SignalingError> {
-        self.post_json(&format!("/api/calls/{call_id}/token"), &serde_json::json!({}))
-            .await
+        self.post_json(
+            &format!("/api/calls/{call_id}/token"),
+            &serde_json::json!({}),
+        )
+        .await
     }
 }

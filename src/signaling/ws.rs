@@ -108,11 +108,11 @@ type Stream =
 
 async fn connect(url: &str, credential: &str) -> Result<Stream, tungstenite::Error> {
     let mut req = url.into_client_request()?;
-    let value = format!("Bearer {credential}")
-        .parse()
-        .map_err(|_| tungstenite::Error::Url(tungstenite::error::UrlError::UnableToConnect(
+    let value = format!("Bearer {credential}").parse().map_err(|_| {
+        tungstenite::Error::Url(tungstenite::error::UrlError::UnableToConnect(
             "credential is not a valid header value".into(),
-        )))?;
+        ))
+    })?;
     req.headers_mut().insert("authorization", value);
     let connecting = tokio_tungstenite::connect_async(req);
     let (stream, _resp) = tokio::time::timeout(Duration::from_secs(10), connecting)
@@ -182,14 +182,24 @@ mod tests {
         assert_eq!(backoff_delay(3, min, max, 1.0), Duration::from_millis(4000));
         assert_eq!(backoff_delay(10, min, max, 1.0), max);
         assert_eq!(backoff_delay(60, min, max, 1.0), max, "no overflow");
-        assert_eq!(backoff_delay(10, min, max, 1.25), Duration::from_millis(37_500));
-        assert_eq!(backoff_delay(0, min, max, 0.1), Duration::from_millis(375), "clamped");
+        assert_eq!(
+            backoff_delay(10, min, max, 1.25),
+            Duration::from_millis(37_500)
+        );
+        assert_eq!(
+            backoff_delay(0, min, max, 0.1),
+            Duration::from_millis(375),
+            "clamped"
+        );
     }
 
     #[test]
     fn ws_url_follows_the_scheme() {
         assert_eq!(ws_url("http://h:8080"), "ws://h:8080/ws");
-        assert_eq!(ws_url("https://hub.example/base"), "wss://hub.example/base/ws");
+        assert_eq!(
+            ws_url("https://hub.example/base"),
+            "wss://hub.example/base/ws"
+        );
     }
 
     #[test]
@@ -201,7 +211,9 @@ mod tests {
         handle_text(r#"{"type":"call_cancelled","callId":"c1"}"#, &tx);
         assert_eq!(
             rx.try_recv().unwrap(),
-            WsEvent::Event(ServerEvent::CallCancelled { call_id: "c1".into() })
+            WsEvent::Event(ServerEvent::CallCancelled {
+                call_id: "c1".into()
+            })
         );
         assert!(rx.try_recv().is_err(), "only the good frame got through");
     }

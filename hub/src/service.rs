@@ -1,0 +1,569 @@
+//! The call service: invite, respond, end, tokens, history, ring timers, LiveKit
+//! webhooks and start-up recovery, tying the state machine (`model`) to SQLite, LiveKit
+//! and the WebSocket clients.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use callbox_protocol::{
+    CallRecord, CallStatus, EndRequest, InvitationStatus, InviteRequest, JoinInfo, RespondAction,
+    RespondRequest, ServerEvent,
+};
+use livekit_api::services::{ServerError, ServerErrorCode, ServiceError as LkServiceError};
+use rand::RngCore;
+use tokio::sync::{mpsc, watch};
+use tokio::task::AbortHandle;
+
+use crate::auth::{Principal, principal_of_livekit_identity, validate_identity};
+use crate::config::HubConfig;
+use crate::livekit::{LiveKit, LiveKitError, WebhookNotice};
+use crate::model::{Call, CallError, Effects};
+use crate::store::{self, Store, StoreError};
+use crate::tokens::{TokenError, TokenMinter};
+use crate::ws::Clients;
+
+/// Longest room name a client may choose, in characters.
+pub const MAX_ROOM_NAME_LEN: usize = 128;
+
+/// Most history records returned per page.
+pub const MAX_HISTORY_LIMIT: u32 = 200;
+
+/// Why a call request was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The state machine refused.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// `invitees` is empty.
+    #[error("invitees must not be empty")]
+    NoInvitees,
+    /// The inviter invited itself.
+    #[error("you cannot invite yourself")]
+    SelfInvite,
+    /// An identity appears twice in `invitees`.
+    #[error("`{0}` is invited twice")]
+    DuplicateInvitee(String),
+    /// Inviter + invitees exceed `max_participants`.
+    #[error("{count} participants exceed the limit of {max}")]
+    TooManyParticipants {
+        /// Inviter + invitees.
+        count: usize,
+        /// The configured cap.
+        max: u32,
+    },
+    /// An invitee is not a known principal.
+    #[error("unknown invitee `{0}`")]
+    UnknownInvitee(String),
+    /// `roomName` breaks the naming rules.
+    #[error("invalid room name: use 1-128 characters of A-Z a-z 0-9 _ . -")]
+    InvalidRoomName,
+    /// Another live call already uses `roomName`.
+    #[error("room `{0}` is in use by another call")]
+    RoomInUse(String),
+    /// LiveKit could not be reached or refused to create the room.
+    #[error("LiveKit unavailable: {0}")]
+    LiveKitUnavailable(#[source] LiveKitError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A token could not be signed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+/// Result of `POST /api/calls/invitations/respond`.
+#[derive(Debug)]
+pub enum Responded {
+    /// Accepted: how to join.
+    Joined(Box<JoinInfo>),
+    /// Rejected.
+    Rejected,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A random 128-bit id, hex-encoded.
+fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// True when LiveKit answered "no such room" (it was already closed).
+fn room_not_found(e: &LkServiceError) -> bool {
+    matches!(e, LkServiceError::Twirp(ServerError::Twirp(code)) if code.code == ServerErrorCode::NOT_FOUND)
+}
+
+fn valid_room_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_ROOM_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// The shared state of a running hub.
+#[derive(Debug)]
+pub struct Hub {
+    /// Validated configuration.
+    pub config: HubConfig,
+    /// The database.
+    pub store: Store,
+    /// RoomService + webhook verification.
+    pub livekit: LiveKit,
+    /// Token signing.
+    pub tokens: TokenMinter,
+    /// Open WebSocket connections.
+    pub clients: Clients,
+    timers: Mutex<HashMap<String, AbortHandle>>,
+    shutdown: watch::Receiver<bool>,
+    ws_alive: Mutex<Option<mpsc::Sender<()>>>,
+}
+
+impl Hub {
+    /// Builds the state; `ws_alive` is cloned into every WebSocket task.
+    pub fn new(
+        config: HubConfig,
+        store: Store,
+        shutdown: watch::Receiver<bool>,
+        ws_alive: mpsc::Sender<()>,
+    ) -> Self {
+        Self {
+            livekit: LiveKit::new(&config.livekit),
+            tokens: TokenMinter::new(&config.livekit, config.token_ttl()),
+            config,
+            store,
+            clients: Clients::default(),
+            timers: Mutex::new(HashMap::new()),
+            shutdown,
+            ws_alive: Mutex::new(Some(ws_alive)),
+        }
+    }
+
+    /// Resolves when the hub is shutting down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
+    /// A liveness token for a new WebSocket task, or `None` once shutdown began.
+    pub fn ws_alive_token(&self) -> Option<mpsc::Sender<()>> {
+        self.ws_alive
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Stops handing out WebSocket liveness tokens and aborts every ring timer.
+    pub fn begin_shutdown(&self) {
+        self.ws_alive
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        for (_, timer) in self.timers().drain() {
+            timer.abort();
+        }
+    }
+
+    fn timers(&self) -> MutexGuard<'_, HashMap<String, AbortHandle>> {
+        self.timers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `POST /api/calls/invite`: validates, creates the LiveKit room, stores the call
+    /// ringing, rings every invitee and starts the ring timer.
+    pub async fn invite(
+        self: &Arc<Self>,
+        caller: &Principal,
+        req: InviteRequest,
+    ) -> Result<JoinInfo, ServiceError> {
+        if req.invitees.is_empty() {
+            return Err(ServiceError::NoInvitees);
+        }
+        let mut seen = HashSet::new();
+        for who in &req.invitees {
+            if *who == caller.identity {
+                return Err(ServiceError::SelfInvite);
+            }
+            if !seen.insert(who.as_str()) {
+                return Err(ServiceError::DuplicateInvitee(who.clone()));
+            }
+        }
+        let count = req.invitees.len() + 1;
+        if count > self.config.max_participants as usize {
+            return Err(ServiceError::TooManyParticipants {
+                count,
+                max: self.config.max_participants,
+            });
+        }
+        if let Some(bad) = req.invitees.iter().find(|w| validate_identity(w).is_err()) {
+            return Err(ServiceError::UnknownInvitee(bad.chars().take(80).collect()));
+        }
+        let names: Vec<&str> = req.invitees.iter().map(String::as_str).collect();
+        let known = self.store.principal_kinds(&names)?;
+        if let Some(missing) = req
+            .invitees
+            .iter()
+            .find(|w| !known.contains_key(w.as_str()))
+        {
+            return Err(ServiceError::UnknownInvitee(missing.clone()));
+        }
+        let call_id = new_id();
+        let room = match req.room_name {
+            Some(name) if valid_room_name(&name) => name,
+            Some(_) => return Err(ServiceError::InvalidRoomName),
+            None => format!("callbox-{call_id}"),
+        };
+        let now = now_ms();
+        let invitees = req.invitees.iter().map(|w| (new_id(), w.clone())).collect();
+        let mut call = Call::new(
+            call_id.clone(),
+            room.clone(),
+            req.call_type,
+            caller.identity.clone(),
+            invitees,
+            now,
+            now,
+        );
+        self.store.transact(|c| {
+            if store::room_in_use(c, &room)? {
+                return Err(ServiceError::RoomInUse(room.clone()));
+            }
+            store::insert_call(c, &call)?;
+            Ok(())
+        })?;
+        // The room first: without it nobody can join.
+        let setup = async {
+            self.livekit
+                .create_room(&room, self.room_empty_timeout_secs())
+                .await
+                .map_err(ServiceError::LiveKitUnavailable)?;
+            Ok::<_, ServiceError>(self.tokens.join_info(
+                &call_id,
+                &room,
+                &caller.identity,
+                caller.kind,
+            )?)
+        }
+        .await;
+        let join = match setup {
+            Ok(join) => join,
+            Err(e) => {
+                tracing::warn!(call_id = %call_id, room = %room, error = %e, "call set-up failed");
+                let reason = match e {
+                    ServiceError::LiveKitUnavailable(_) => "livekit_unavailable",
+                    _ => "setup_failed",
+                };
+                call.fail(reason, now_ms());
+                self.store.transact(|c| store::save_call(c, &call))?;
+                return Err(e);
+            }
+        };
+        let deadline = now_ms() + self.config.ring_timeout().as_millis() as i64;
+        let effects = call.start_ringing(deadline);
+        self.store.transact(|c| store::save_call(c, &call))?;
+        tracing::info!(
+            call_id = %call_id, room = %room, inviter = %caller.identity,
+            invitees = ?req.invitees, "call ringing"
+        );
+        self.schedule_ring_timer(&call_id, deadline);
+        self.deliver(&call_id, &effects);
+        Ok(join)
+    }
+
+    /// `POST /api/calls/invitations/respond`.
+    pub async fn respond(
+        self: &Arc<Self>,
+        caller: &Principal,
+        req: RespondRequest,
+    ) -> Result<Responded, ServiceError> {
+        let now = now_ms();
+        let (call, effects) = self.store.transact(|c| {
+            let mut call = store::load_call_by_invitation(c, &req.invitation_id)?
+                .ok_or_else(|| CallError::InvitationNotFound(req.invitation_id.clone()))?;
+            let effects = match req.action {
+                RespondAction::Accept => call.accept(&req.invitation_id, &caller.identity, now)?,
+                RespondAction::Reject => {
+                    call.reject(&req.invitation_id, &caller.identity, req.reason, now)?
+                }
+            };
+            store::save_call(c, &call)?;
+            Ok::<_, ServiceError>((call, effects))
+        })?;
+        tracing::info!(
+            call_id = %call.id, room = %call.room_name, invitee = %caller.identity,
+            action = ?req.action, status = call.status.as_str(), "invitation answered"
+        );
+        self.deliver(&call.id, &effects);
+        if effects.finished {
+            self.finish(&call).await;
+        }
+        match req.action {
+            RespondAction::Accept => Ok(Responded::Joined(Box::new(self.tokens.join_info(
+                &call.id,
+                &call.room_name,
+                &caller.identity,
+                caller.kind,
+            )?))),
+            RespondAction::Reject => Ok(Responded::Rejected),
+        }
+    }
+
+    /// `POST /api/calls/end` (idempotent on a final call).
+    pub async fn end(
+        self: &Arc<Self>,
+        caller: &Principal,
+        req: EndRequest,
+    ) -> Result<(), ServiceError> {
+        self.end_call(&req.call_id, Some(&caller.identity), req.reason.as_deref())
+            .await
+    }
+
+    async fn end_call(
+        self: &Arc<Self>,
+        call_id: &str,
+        caller: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        let now = now_ms();
+        let (call, effects) = self.store.transact(|c| {
+            let mut call = store::load_call(c, call_id)?
+                .ok_or_else(|| CallError::CallNotFound(call_id.to_owned()))?;
+            let effects = call.end(caller, reason, now)?;
+            if effects.finished {
+                store::save_call(c, &call)?;
+            }
+            Ok::<_, ServiceError>((call, effects))
+        })?;
+        if effects.finished {
+            tracing::info!(
+                call_id = %call.id, room = %call.room_name, by = caller.unwrap_or("hub"),
+                status = call.status.as_str(), reason = call.end_reason.as_deref().unwrap_or(""),
+                "call over"
+            );
+            self.deliver(&call.id, &effects);
+            self.finish(&call).await;
+        }
+        Ok(())
+    }
+
+    /// `POST /api/calls/{callId}/token`: fresh tokens for a participant of a live call.
+    pub fn token(&self, caller: &Principal, call_id: &str) -> Result<JoinInfo, ServiceError> {
+        let call = self
+            .store
+            .transact(|c| store::load_call(c, call_id))?
+            .ok_or_else(|| CallError::CallNotFound(call_id.to_owned()))?;
+        call.check_can_join(&caller.identity)?;
+        tracing::info!(call_id = %call.id, room = %call.room_name, identity = %caller.identity, "fresh tokens");
+        Ok(self
+            .tokens
+            .join_info(&call.id, &call.room_name, &caller.identity, caller.kind)?)
+    }
+
+    /// `GET /api/calls/active`.
+    pub fn active(&self, caller: &Principal) -> Result<Vec<CallRecord>, ServiceError> {
+        Ok(self
+            .store
+            .active_calls_of(&caller.identity)?
+            .iter()
+            .map(Call::to_record)
+            .collect())
+    }
+
+    /// `GET /api/calls/history` (limit capped at [`MAX_HISTORY_LIMIT`]).
+    pub fn history(
+        &self,
+        caller: &Principal,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<CallRecord>, ServiceError> {
+        let limit = limit.min(MAX_HISTORY_LIMIT);
+        Ok(self
+            .store
+            .history_of(&caller.identity, limit, offset)?
+            .iter()
+            .map(Call::to_record)
+            .collect())
+    }
+
+    /// `call_invitation` events for invitations of `identity` still ringing (sent when
+    /// its WebSocket connects). Errors are logged, not fatal.
+    pub fn pending_invitation_events(&self, identity: &str) -> Vec<ServerEvent> {
+        match self.store.ringing_calls_inviting(identity) {
+            Ok(calls) => calls
+                .iter()
+                .flat_map(|call| {
+                    call.invitations
+                        .iter()
+                        .filter(|i| i.identity == identity && i.status == InvitationStatus::Pending)
+                        .map(|i| call.invitation_event(i))
+                })
+                .collect(),
+            Err(e) => {
+                tracing::error!(identity, error = %e, "cannot load pending invitations");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Acts on a verified LiveKit webhook: when a participant leaves the room of a
+    /// connected call (or the room closes) and fewer than two principals remain, the
+    /// call ends with reason `participant_left` (or `room_finished`).
+    pub async fn on_webhook(self: &Arc<Self>, notice: WebhookNotice) -> Result<(), ServiceError> {
+        let Some(room) = notice.room.as_deref() else {
+            return Ok(());
+        };
+        let reason = match notice.event.as_str() {
+            "participant_left" => "participant_left",
+            "room_finished" => "room_finished",
+            _ => return Ok(()),
+        };
+        let call = self
+            .store
+            .transact(|c| store::load_live_call_by_room(c, room))?;
+        let Some(call) = call.filter(|c| c.status == CallStatus::Connected) else {
+            return Ok(());
+        };
+        if reason == "participant_left" {
+            let identities = match self.livekit.participant_identities(room).await {
+                Ok(ids) => ids,
+                Err(LiveKitError::RoomService { source, .. }) if room_not_found(&source) => {
+                    Vec::new()
+                }
+                Err(e) => {
+                    tracing::warn!(call_id = %call.id, room, error = %e, "cannot count participants");
+                    return Ok(());
+                }
+            };
+            let left = notice.participant.as_deref();
+            let principals: HashSet<&str> = identities
+                .iter()
+                .filter(|id| Some(id.as_str()) != left)
+                .map(|id| principal_of_livekit_identity(id))
+                .collect();
+            tracing::info!(
+                call_id = %call.id, room, left = left.unwrap_or(""), remaining = principals.len(),
+                "participant left"
+            );
+            if principals.len() >= 2 {
+                return Ok(());
+            }
+        }
+        self.end_call(&call.id, None, Some(reason)).await
+    }
+
+    /// Start-up recovery: calls stuck setting up fail, ring deadlines that passed while
+    /// the hub was down are applied now, the others get timers for the rest of their time.
+    pub async fn recover(self: &Arc<Self>) -> Result<(), ServiceError> {
+        let now = now_ms();
+        for mut call in self.store.live_calls()? {
+            match call.status {
+                CallStatus::Initiating => {
+                    call.fail("hub_restarted", now);
+                    self.store.transact(|c| store::save_call(c, &call))?;
+                    tracing::warn!(call_id = %call.id, room = %call.room_name, "call was being set up at shutdown: failed");
+                    self.finish(&call).await;
+                }
+                _ if !call.has_pending() => {}
+                _ if call.ring_deadline_ms <= now => {
+                    tracing::info!(call_id = %call.id, room = %call.room_name, "ring deadline passed while the hub was down");
+                    self.ring_timed_out(&call.id).await?;
+                }
+                _ => self.schedule_ring_timer(&call.id, call.ring_deadline_ms),
+            }
+        }
+        Ok(())
+    }
+
+    fn schedule_ring_timer(self: &Arc<Self>, call_id: &str, deadline_ms: i64) {
+        let wait = Duration::from_millis(deadline_ms.saturating_sub(now_ms()).max(0) as u64);
+        let hub = Arc::clone(self);
+        let id = call_id.to_owned();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            // Deregister first so finishing the call does not abort this very task.
+            hub.timers().remove(&id);
+            if let Err(e) = hub.ring_timed_out(&id).await {
+                tracing::error!(call_id = %id, error = %e, "ring timeout handling failed");
+            }
+        });
+        if let Some(old) = self
+            .timers()
+            .insert(call_id.to_owned(), task.abort_handle())
+        {
+            old.abort();
+        }
+    }
+
+    async fn ring_timed_out(self: &Arc<Self>, call_id: &str) -> Result<(), ServiceError> {
+        let now = now_ms();
+        let outcome = self.store.transact(|c| {
+            let Some(mut call) = store::load_call(c, call_id)? else {
+                return Ok(None);
+            };
+            let effects = call.ring_timeout(now);
+            store::save_call(c, &call)?;
+            Ok::<_, StoreError>(Some((call, effects)))
+        })?;
+        let Some((call, effects)) = outcome else {
+            return Ok(());
+        };
+        if !effects.events.is_empty() {
+            tracing::info!(
+                call_id = %call.id, room = %call.room_name, status = call.status.as_str(),
+                "ring timeout"
+            );
+        }
+        self.deliver(&call.id, &effects);
+        if effects.finished {
+            self.finish(&call).await;
+        }
+        Ok(())
+    }
+
+    fn deliver(&self, call_id: &str, effects: &Effects) {
+        for (who, event) in &effects.events {
+            let n = self.clients.send(who, event);
+            tracing::debug!(call_id, to = %who, connections = n, event = ?event, "event queued");
+        }
+    }
+
+    /// A call became final: stop its ring timer and delete its room (best effort).
+    async fn finish(&self, call: &Call) {
+        if let Some(timer) = self.timers().remove(&call.id) {
+            timer.abort();
+        }
+        if let Err(e) = self.livekit.delete_room(&call.room_name).await {
+            tracing::warn!(call_id = %call.id, room = %call.room_name, error = %e, "could not delete LiveKit room");
+        }
+    }
+
+    fn room_empty_timeout_secs(&self) -> u32 {
+        let ring = self.config.ring_timeout_secs.ceil() as u32;
+        crate::livekit::ROOM_EMPTY_TIMEOUT_SECS.max(ring.saturating_add(60))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_names_follow_the_rules() {
+        assert!(valid_room_name("kitchen-door_1.a"));
+        assert!(!valid_room_name(""));
+        assert!(!valid_room_name("a b"));
+        assert!(!valid_room_name(&"r".repeat(129)));
+    }
+
+    #[test]
+    fn ids_are_unique_hex() {
+        let a = new_id();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, new_id());
+    }
+}

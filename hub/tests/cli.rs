@@ -1,0 +1,162 @@
+//! The `callbox-hub` binary: add-device / add-user output, config errors, serve + SIGTERM.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_callbox-hub");
+
+fn write_config(dir: &Path, listen: &str, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("hub.toml");
+    let db = dir.join("db/hub.sqlite3");
+    std::fs::write(
+        &path,
+        format!(
+            "listen = \"{listen}\"\ndatabase = \"{}\"\n{extra}\n[livekit]\napi_key = \"k\"\napi_secret = \"0123456789abcdef0123456789abcdef\"\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn add_principal_prints_only_the_credential_and_rotates_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "127.0.0.1:0", "");
+    let config = config.to_str().unwrap();
+
+    let first = run(&["add-device", "--config", config, "--identity", "box1"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let cred = stdout(&first);
+    let lines: Vec<&str> = cred.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one line on stdout: {cred:?}");
+    assert_eq!(lines[0].len(), 64);
+    assert!(lines[0].bytes().all(|b| b.is_ascii_hexdigit()));
+
+    let again = run(&["add-device", "--config", config, "--identity", "box1"]);
+    assert!(again.status.success());
+    assert_ne!(stdout(&again), cred, "re-adding rotates the credential");
+
+    let user = run(&["add-user", "--config", config, "--identity", "alice"]);
+    assert!(user.status.success(), "{}", stderr(&user));
+
+    let clash = run(&["add-user", "--config", config, "--identity", "box1"]);
+    assert!(!clash.status.success());
+    assert!(stdout(&clash).is_empty());
+    assert!(
+        stderr(&clash).contains("already exists as a device"),
+        "{}",
+        stderr(&clash)
+    );
+
+    let bad = run(&["add-user", "--config", config, "--identity", "no spaces"]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("invalid identity"),
+        "{}",
+        stderr(&bad)
+    );
+
+    // The database only has hashes.
+    let db = std::fs::read(dir.path().join("db/hub.sqlite3")).unwrap();
+    let needle = lines[0].as_bytes();
+    assert!(!db.windows(needle.len()).any(|w| w == needle));
+}
+
+#[test]
+fn config_errors_name_the_file_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "127.0.0.1:0", "ring_timeout_sec = 3");
+    let out = run(&["serve", "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(config.to_str().unwrap()) && err.contains("ring_timeout_sec"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_answers_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = write_config(dir.path(), &format!("127.0.0.1:{port}"), "");
+    let config = config.to_str().unwrap();
+    let cred = stdout(&run(&[
+        "add-user",
+        "--config",
+        config,
+        "--identity",
+        "alice",
+    ]));
+
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", config])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let health = loop {
+        let r = rt.block_on(client.get(format!("http://127.0.0.1:{port}/health")).send());
+        if let Ok(r) = r {
+            break rt.block_on(r.text()).unwrap();
+        }
+        assert!(Instant::now() < deadline, "hub did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(health, r#"{"status":"ok"}"#);
+    let active = rt
+        .block_on(
+            client
+                .get(format!("http://127.0.0.1:{port}/api/calls/active"))
+                .bearer_auth(cred.trim())
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(active.status(), 200);
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("hub did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}

@@ -1,0 +1,637 @@
+//! End-to-end tests of callbox-hub against a real livekit-server (callbox-testkit):
+//! REST + WebSocket flows, ring timeouts, restarts, LiveKit outages.
+
+mod support;
+
+use std::time::Duration;
+
+use callbox_protocol::{CallStatus, ErrorBody, JoinInfo, RejectReason, ServerEvent};
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::json;
+use support::{Env, Setup};
+
+fn error_code(body: &serde_json::Value) -> String {
+    let e: ErrorBody = serde_json::from_value(body.clone()).expect("an ErrorBody");
+    e.error
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_accept_end_round_trip() {
+    let env = Env::start(Setup::default()).await;
+    let mut box_ws = env.ws("box1").await;
+    let mut alice_ws = env.ws("alice").await;
+
+    let join: JoinInfo = serde_json::from_value(env.invite("alice", &["box1"]).await).unwrap();
+    assert_eq!(join.url, env.lk.ws_url);
+    assert!(join.token.is_some(), "a user gets one token");
+    assert!(join.publisher.is_none() && join.subscriber.is_none());
+    assert!(
+        env.livekit_rooms().await.contains(&join.room_name),
+        "room created first"
+    );
+
+    let ServerEvent::CallInvitation {
+        invitation_id,
+        call_id,
+        inviter,
+        room_name,
+        ..
+    } = box_ws.next_event().await
+    else {
+        panic!("expected call_invitation")
+    };
+    assert_eq!(
+        (call_id.as_str(), inviter.as_str()),
+        (join.call_id.as_str(), "alice")
+    );
+    assert_eq!(room_name, join.room_name);
+
+    // Only the invitee may answer.
+    let (status, body) = env
+        .post(
+            "bob",
+            "/api/calls/invitations/respond",
+            json!({"invitationId": invitation_id, "action": "accept"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    let (status, body) = env
+        .post(
+            "box1",
+            "/api/calls/invitations/respond",
+            json!({"invitationId": invitation_id, "action": "accept"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let box_join: JoinInfo = serde_json::from_value(body).unwrap();
+    assert!(
+        box_join.token.is_none(),
+        "a device gets publisher + subscriber"
+    );
+    assert_eq!(box_join.publisher.unwrap().identity, "box1");
+    assert_eq!(box_join.subscriber.unwrap().identity, "box1~rx");
+
+    assert_eq!(
+        alice_ws.next_event().await,
+        ServerEvent::InvitationAccepted {
+            invitation_id: invitation_id.clone(),
+            call_id: call_id.clone(),
+            invitee: "box1".into()
+        }
+    );
+
+    // Answering twice conflicts.
+    let (status, body) = env
+        .post(
+            "box1",
+            "/api/calls/invitations/respond",
+            json!({"invitationId": invitation_id, "action": "reject"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&body), "invitation_not_pending");
+
+    // Active calls, fresh tokens.
+    let (status, active) = env.get("box1", "/api/calls/active").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(active.as_array().unwrap().len(), 1);
+    assert_eq!(active[0]["status"], "connected");
+    let (status, body) = env
+        .post("box1", &format!("/api/calls/{call_id}/token"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["publisher"]["token"].is_string());
+    let (status, _) = env
+        .post("bob", &format!("/api/calls/{call_id}/token"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = env.post("bob", "/api/calls/nope/token", json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Strangers may not end it.
+    let (status, _) = env
+        .post("bob", "/api/calls/end", json!({"callId": call_id}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, body) = env
+        .post("alice", "/api/calls/end", json!({"callId": call_id}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"ok": true}));
+    assert_eq!(
+        box_ws.next_event().await,
+        ServerEvent::CallEnded {
+            call_id: call_id.clone(),
+            reason: "hangup".into()
+        }
+    );
+    assert_eq!(
+        alice_ws.try_next_event(Duration::from_millis(300)).await,
+        None,
+        "no echo to the one who hung up"
+    );
+
+    // Idempotent; the record is final; the room is gone; tokens are refused.
+    let (status, _) = env
+        .post("alice", "/api/calls/end", json!({"callId": call_id}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let rec = env.record("box1", &call_id).await;
+    assert_eq!(rec["status"], "ended");
+    assert_eq!(rec["endReason"], "hangup");
+    assert!(rec["answeredAtMs"].as_i64().unwrap() >= rec["createdAtMs"].as_i64().unwrap());
+    assert!(rec["endedAtMs"].is_i64());
+    assert_eq!(rec["invitees"][0]["status"], "accepted");
+    assert!(
+        !env.livekit_rooms().await.contains(&join.room_name),
+        "room deleted"
+    );
+    let (status, body) = env
+        .post("alice", &format!("/api/calls/{call_id}/token"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&body), "call_not_active");
+    let (status, active) = env.get("box1", "/api/calls/active").await;
+    assert_eq!((status, active), (StatusCode::OK, json!([])));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_are_validated() {
+    let env = Env::start(Setup {
+        ring_timeout_secs: 30.0,
+        ..Setup::default()
+    })
+    .await;
+    let (status, body) = env
+        .post(
+            "alice",
+            "/api/calls/invite",
+            json!({"invitees": ["box1", "ghost"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "unknown_invitee");
+    assert!(
+        body["message"].as_str().unwrap().contains("ghost"),
+        "{body}"
+    );
+
+    for (invitees, code) in [
+        (json!([]), "no_invitees"),
+        (json!(["alice"]), "self_invite"),
+        (json!(["box1", "box1"]), "duplicate_invitee"),
+        (
+            json!(["a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8"]),
+            "too_many_participants",
+        ),
+    ] {
+        let (status, body) = env
+            .post(
+                "alice",
+                "/api/calls/invite",
+                json!({ "invitees": invitees }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(error_code(&body), code);
+    }
+    let (status, body) = env
+        .post("alice", "/api/calls/invite", json!({"invitees": "box1"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "bad_request");
+    let (status, body) = env
+        .post(
+            "alice",
+            "/api/calls/invite",
+            json!({"invitees": ["box1"], "roomName": "bad name"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_room_name")
+    );
+
+    // A chosen room name is used, and only once at a time.
+    let join = env
+        .post(
+            "alice",
+            "/api/calls/invite",
+            json!({"invitees": ["box1"], "roomName": "front-door", "callType": "audio"}),
+        )
+        .await;
+    assert_eq!(join.0, StatusCode::CREATED);
+    assert_eq!(join.1["roomName"], "front-door");
+    let (status, body) = env
+        .post(
+            "bob",
+            "/api/calls/invite",
+            json!({"invitees": ["box1"], "roomName": "front-door"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::CONFLICT, "room_in_use")
+    );
+    let rec = env.record("box1", join.1["callId"].as_str().unwrap()).await;
+    assert_eq!(
+        (rec["callType"].as_str(), rec["status"].as_str()),
+        (Some("audio"), Some("ringing"))
+    );
+
+    let (status, body) = env
+        .post(
+            "box1",
+            "/api/calls/invitations/respond",
+            json!({"invitationId": "nope", "action": "accept"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::NOT_FOUND, "invitation_not_found")
+    );
+    let (status, body) = env
+        .post("alice", "/api/calls/end", json!({"callId": "nope"}))
+        .await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::NOT_FOUND, "call_not_found")
+    );
+    let (status, body) = env.get("alice", "/api/nothing-here").await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_required() {
+    let env = Env::start(Setup::default()).await;
+    let http = &env.http;
+    // No header, wrong credential, wrong scheme.
+    let r = http.get(env.url("/api/calls/active")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = http
+        .get(env.url("/api/calls/history"))
+        .bearer_auth("0123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: ErrorBody = r.json().await.unwrap();
+    assert_eq!(body.error, "unauthorized");
+    let r = http
+        .post(env.url("/api/calls/invite"))
+        .basic_auth("alice", Some(env.cred("alice")))
+        .json(&json!({"invitees": ["box1"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // WebSocket: header or ?access_token=, nothing else.
+    match tokio_tungstenite::connect_async(env.hub().ws_url()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+    let bad = format!("{}?access_token=nope", env.hub().ws_url());
+    match tokio_tungstenite::connect_async(bad).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+    let good = format!("{}?access_token={}", env.hub().ws_url(), env.cred("box1"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(good).await.unwrap();
+    env.invite("alice", &["box1"]).await;
+    let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        msg.to_text()
+            .unwrap()
+            .contains("\"type\":\"call_invitation\"")
+    );
+
+    // Open endpoints.
+    let r = http.get(env.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap(),
+        json!({"status": "ok"})
+    );
+    let metrics = http
+        .get(env.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("callbox_hub_calls_total{status=\"ringing\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("callbox_hub_calls_total{status=\"missed\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("callbox_hub_websocket_clients 1"),
+        "{metrics}"
+    );
+
+    // Rotating a credential invalidates the old one.
+    let new = callbox_hub::add_principal(
+        &env.config.database,
+        "alice",
+        callbox_hub::PrincipalKind::User,
+    )
+    .unwrap();
+    let r = http
+        .get(env.url("/api/calls/active"))
+        .bearer_auth(env.cred("alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = http
+        .get(env.url("/api/calls/active"))
+        .bearer_auth(&new)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_timeout_with_an_offline_invitee_is_missed() {
+    let env = Env::start(Setup {
+        ring_timeout_secs: 1.0,
+        ..Setup::default()
+    })
+    .await;
+    let mut alice_ws = env.ws("alice").await;
+    let join = env.invite("alice", &["box1"]).await;
+    let call_id = join["callId"].as_str().unwrap().to_owned();
+    let room = join["roomName"].as_str().unwrap().to_owned();
+
+    let ev = alice_ws.next_event().await;
+    assert_eq!(
+        ev,
+        ServerEvent::CallEnded {
+            call_id: call_id.clone(),
+            reason: "missed".into()
+        }
+    );
+    let rec = env.record("alice", &call_id).await;
+    assert_eq!(rec["status"], "missed");
+    assert_eq!(rec["endReason"], "no_answer");
+    assert_eq!(rec["invitees"][0]["status"], "missed");
+    assert!(!env.livekit_rooms().await.contains(&room), "room deleted");
+
+    // A box coming online later is not rung for it.
+    let mut box_ws = env.ws("box1").await;
+    assert_eq!(
+        box_ws.try_next_event(Duration::from_millis(500)).await,
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_invitee_gets_the_invitation_and_can_reject_it() {
+    let env = Env::start(Setup::default()).await;
+    let mut alice_ws = env.ws("alice").await;
+    let join = env.invite("alice", &["box1"]).await;
+    let call_id = join["callId"].as_str().unwrap().to_owned();
+
+    // Two connections of the same box, both after the invite.
+    let mut box_ws = env.ws("box1").await;
+    let mut box_ws2 = env.ws("box1").await;
+    let ServerEvent::CallInvitation {
+        invitation_id,
+        call_id: got,
+        ..
+    } = box_ws.next_event().await
+    else {
+        panic!("expected call_invitation")
+    };
+    assert_eq!(got, call_id);
+    assert!(matches!(
+        box_ws2.next_event().await,
+        ServerEvent::CallInvitation { .. }
+    ));
+
+    let (status, body) = env
+        .post(
+            "box1",
+            "/api/calls/invitations/respond",
+            json!({"invitationId": invitation_id, "action": "reject", "reason": "busy"}),
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"ok": true})));
+    assert_eq!(
+        alice_ws.next_event().await,
+        ServerEvent::InvitationRejected {
+            invitation_id,
+            call_id: call_id.clone(),
+            invitee: "box1".into(),
+            reason: RejectReason::Busy
+        }
+    );
+    let rec = env.record("alice", &call_id).await;
+    assert_eq!(
+        (rec["status"].as_str(), rec["endReason"].as_str()),
+        (Some("rejected"), Some("busy"))
+    );
+    assert_eq!(rec["invitees"][0]["reason"], "busy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inviter_cancels_while_ringing_and_group_calls_fan_out() {
+    let env = Env::start(Setup::default()).await;
+    let mut box1 = env.ws("box1").await;
+    let mut box2 = env.ws("box2").await;
+    let mut bob = env.ws("bob").await;
+    let mut alice = env.ws("alice").await;
+
+    // Cancel while ringing: every invitee hears call_cancelled.
+    let join = env.invite("alice", &["box1", "box2"]).await;
+    let call_id = join["callId"].as_str().unwrap().to_owned();
+    assert!(matches!(
+        box1.next_event().await,
+        ServerEvent::CallInvitation { .. }
+    ));
+    assert!(matches!(
+        box2.next_event().await,
+        ServerEvent::CallInvitation { .. }
+    ));
+    let (status, _) = env
+        .post("alice", "/api/calls/end", json!({"callId": call_id}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for ws in [&mut box1, &mut box2] {
+        assert_eq!(
+            ws.next_event().await,
+            ServerEvent::CallCancelled {
+                call_id: call_id.clone()
+            }
+        );
+    }
+    assert_eq!(env.record("alice", &call_id).await["status"], "cancelled");
+
+    // Group call: two accept, one is still ringing when an invitee hangs up.
+    let join = env.invite("alice", &["box1", "box2", "bob"]).await;
+    let call_id = join["callId"].as_str().unwrap().to_owned();
+    let mut invitations = Vec::new();
+    for ws in [&mut box1, &mut box2, &mut bob] {
+        let ServerEvent::CallInvitation { invitation_id, .. } = ws.next_event().await else {
+            panic!()
+        };
+        invitations.push(invitation_id);
+    }
+    let accept = |id: &str| json!({"invitationId": id, "action": "accept"});
+    assert_eq!(
+        env.post(
+            "box1",
+            "/api/calls/invitations/respond",
+            accept(&invitations[0])
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert!(
+        matches!(alice.next_event().await, ServerEvent::InvitationAccepted { invitee, .. } if invitee == "box1")
+    );
+    assert_eq!(
+        env.post(
+            "box2",
+            "/api/calls/invitations/respond",
+            accept(&invitations[1])
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert!(
+        matches!(alice.next_event().await, ServerEvent::InvitationAccepted { invitee, .. } if invitee == "box2")
+    );
+    assert!(
+        matches!(box1.next_event().await, ServerEvent::InvitationAccepted { invitee, .. } if invitee == "box2")
+    );
+
+    let (status, _) = env
+        .post(
+            "box2",
+            "/api/calls/end",
+            json!({"callId": call_id, "reason": "media_failed"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let ended = ServerEvent::CallEnded {
+        call_id: call_id.clone(),
+        reason: "media_failed".into(),
+    };
+    assert_eq!(alice.next_event().await, ended);
+    assert_eq!(box1.next_event().await, ended);
+    assert_eq!(
+        bob.next_event().await,
+        ServerEvent::CallCancelled {
+            call_id: call_id.clone()
+        }
+    );
+    let rec = env.record("bob", &call_id).await;
+    assert_eq!(rec["status"], "ended");
+    assert_eq!(rec["invitees"][2]["status"], "cancelled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_survive_a_hub_restart() {
+    let mut env = Env::start(Setup {
+        ring_timeout_secs: 4.0,
+        ..Setup::default()
+    })
+    .await;
+    let mut alice_ws = env.ws("alice").await;
+    let join = env.invite("alice", &["box1"]).await;
+    let call_id = join["callId"].as_str().unwrap().to_owned();
+
+    env.stop_hub().await;
+    assert!(
+        alice_ws.closed_within(Duration::from_secs(2)).await,
+        "shutdown closes WebSockets"
+    );
+    env.restart_hub().await;
+
+    // Still ringing after the restart, credentials still valid, invitation re-sent.
+    assert_eq!(env.record("alice", &call_id).await["status"], "ringing");
+    let mut box_ws = env.ws("box1").await;
+    assert!(
+        matches!(box_ws.next_event().await, ServerEvent::CallInvitation { call_id: c, .. } if c == call_id)
+    );
+    // The timer was re-armed for the rest of the ring time.
+    let mut alice_ws = env.ws("alice").await;
+    assert_eq!(
+        box_ws.next_event().await,
+        ServerEvent::CallCancelled {
+            call_id: call_id.clone()
+        }
+    );
+    assert_eq!(
+        alice_ws.next_event().await,
+        ServerEvent::CallEnded {
+            call_id: call_id.clone(),
+            reason: "missed".into()
+        }
+    );
+
+    // A ring deadline that passes while the hub is down is applied at start.
+    let join = env.invite("alice", &["box2"]).await;
+    let call2 = join["callId"].as_str().unwrap().to_owned();
+    env.stop_hub().await;
+    tokio::time::sleep(Duration::from_millis(4_200)).await;
+    env.restart_hub().await;
+    let rec = env.record("alice", &call2).await;
+    assert_eq!(
+        (rec["status"].as_str(), rec["endReason"].as_str()),
+        (Some("missed"), Some("no_answer"))
+    );
+    let mut box2 = env.ws("box2").await;
+    assert_eq!(box2.try_next_event(Duration::from_millis(300)).await, None);
+
+    let history = env.history("alice").await;
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0]["callId"], call2, "newest first");
+    let (status, page) = env
+        .get("alice", "/api/calls/history?limit=1&offset=1")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page.as_array().unwrap().len(), 1);
+    assert_eq!(page[0]["callId"], call_id);
+    let (status, _) = env.get("alice", "/api/calls/history?limit=-1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn livekit_down_is_502_and_the_call_failed() {
+    let mut env = Env::start(Setup::default()).await;
+    env.lk.kill();
+    let (status, body) = env
+        .post("alice", "/api/calls/invite", json!({"invitees": ["box1"]}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(error_code(&body), "livekit_unavailable");
+    let history = env.history("alice").await;
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0]["status"], CallStatus::Failed.as_str());
+    assert_eq!(history[0]["endReason"], "livekit_unavailable");
+    // Nobody was rung.
+    let mut box_ws = env.ws("box1").await;
+    assert_eq!(
+        box_ws.try_next_event(Duration::from_millis(300)).await,
+        None
+    );
+}
