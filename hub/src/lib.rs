@@ -86,6 +86,13 @@ impl RunningHub {
         format!("ws://{}/ws", self.addr)
     }
 
+    /// Sends `text` as is, as one WebSocket text frame, to every connection of
+    /// `identity`; returns how many connections got it. A diagnostic for checking how
+    /// devices handle frames they do not understand (they must log and ignore them).
+    pub fn send_raw(&self, identity: &str, text: &str) -> usize {
+        self.hub.clients.send_raw(identity, text)
+    }
+
     /// The configuration in use.
     pub fn config(&self) -> &HubConfig {
         &self.hub.config

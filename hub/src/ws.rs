@@ -36,20 +36,31 @@ pub enum WsError {
     Encode(#[from] serde_json::Error),
 }
 
+/// What goes out on a client's WebSocket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// A protocol event, JSON-encoded.
+    Event(ServerEvent),
+    /// A text frame sent as is (see [`Clients::send_raw`]).
+    Raw(String),
+}
+
+type Registry = HashMap<String, HashMap<u64, mpsc::Sender<Outgoing>>>;
+
 /// Open connections per identity (several per identity allowed).
 #[derive(Debug, Default)]
 pub struct Clients {
-    by_identity: Mutex<HashMap<String, HashMap<u64, mpsc::Sender<ServerEvent>>>>,
+    by_identity: Mutex<Registry>,
     next_id: AtomicU64,
 }
 
 impl Clients {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, HashMap<u64, mpsc::Sender<ServerEvent>>>> {
+    fn lock(&self) -> MutexGuard<'_, Registry> {
         self.by_identity.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Registers a connection; events for `identity` arrive on the returned receiver.
-    pub fn register(&self, identity: &str) -> (u64, mpsc::Receiver<ServerEvent>) {
+    pub fn register(&self, identity: &str) -> (u64, mpsc::Receiver<Outgoing>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         self.lock()
@@ -73,12 +84,23 @@ impl Clients {
     /// Queues `event` on every connection of `identity`; returns how many got it.
     /// A connection whose queue is full is dropped (its task sees the channel close).
     pub fn send(&self, identity: &str, event: &ServerEvent) -> usize {
+        self.deliver(identity, Outgoing::Event(event.clone()))
+    }
+
+    /// Queues a raw text frame on every connection of `identity`; returns how many got
+    /// it. For diagnostics and compatibility tests: lets an operator check how devices
+    /// cope with frames a newer (or broken) server might send.
+    pub fn send_raw(&self, identity: &str, text: &str) -> usize {
+        self.deliver(identity, Outgoing::Raw(text.to_owned()))
+    }
+
+    fn deliver(&self, identity: &str, out: Outgoing) -> usize {
         let mut map = self.lock();
         let Some(conns) = map.get_mut(identity) else {
             return 0;
         };
         let mut delivered = 0;
-        conns.retain(|conn_id, tx| match tx.try_send(event.clone()) {
+        conns.retain(|conn_id, tx| match tx.try_send(out.clone()) {
             Ok(()) => {
                 delivered += 1;
                 true
@@ -125,10 +147,14 @@ pub async fn run_connection(
         let mut last_heard = Instant::now();
         loop {
             tokio::select! {
-                event = events.recv() => match event {
-                    Some(event) => {
+                out = events.recv() => match out {
+                    Some(Outgoing::Event(event)) => {
                         tracing::debug!(identity, call_id = event.call_id(), "sending event");
                         sink.send(Message::Text(serde_json::to_string(&event)?.into())).await?;
+                    }
+                    Some(Outgoing::Raw(text)) => {
+                        tracing::info!(identity, "sending raw text frame");
+                        sink.send(Message::Text(text.into())).await?;
                     }
                     None => break, // dropped by the registry (too slow)
                 },
@@ -188,9 +214,10 @@ mod tests {
             call_id: "c1".into(),
         };
         assert_eq!(clients.send("box1", &ev), 2);
-        assert_eq!(rx_a.recv().await, Some(ev.clone()));
-        assert_eq!(rx_b.recv().await, Some(ev.clone()));
-        assert!(rx_c.try_recv().is_err());
+        assert_eq!(rx_a.recv().await, Some(Outgoing::Event(ev.clone())));
+        assert_eq!(rx_b.recv().await, Some(Outgoing::Event(ev.clone())));
+        assert_eq!(clients.send_raw("alice", "{oops"), 1);
+        assert_eq!(rx_c.recv().await, Some(Outgoing::Raw("{oops".into())));
         clients.unregister("box1", a);
         assert_eq!(clients.send("box1", &ev), 1);
         assert_eq!(clients.send("nobody", &ev), 0);

@@ -1,0 +1,389 @@
+//! End to end, with only real parts: livekit-server on loopback, the hub on a temporary
+//! SQLite file, the `callbox` daemon binary with test sources, and a remote caller
+//! written with the LiveKit Python SDK.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use callbox::control::{Status, query_status};
+use callbox_hub::{HubConfig, LiveKitConfig, PrincipalKind, RunningHub, add_principal};
+use callbox_testkit::{LiveKit, LiveKitOptions, PyPeer, file_tail};
+use serde_json::Value;
+
+/// A running system: LiveKit, hub, and (optionally) the daemon as `box1`.
+struct World {
+    rt: tokio::runtime::Runtime,
+    hub: Option<RunningHub>,
+    hub_url: String,
+    alice: String,
+    box_credential: String,
+    daemon: Option<Child>,
+    daemon_log: PathBuf,
+    socket: PathBuf,
+    dir: tempfile::TempDir,
+    _lk: LiveKit,
+}
+
+const RING_TIMEOUT_SECS: f64 = 4.0;
+
+impl World {
+    fn start() -> World {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let hub_addr = listener.local_addr().unwrap();
+        let lk = LiveKit::start(LiveKitOptions {
+            webhook_urls: vec![format!("http://{hub_addr}/livekit/webhook")],
+            ..Default::default()
+        });
+        let db = dir.path().join("hub.sqlite3");
+        let box_credential = add_principal(&db, "box1", PrincipalKind::Device).unwrap();
+        add_principal(&db, "ghost-box", PrincipalKind::Device).unwrap();
+        let alice = add_principal(&db, "alice", PrincipalKind::User).unwrap();
+        let mut config = HubConfig::new(
+            &db,
+            LiveKitConfig::new(&lk.ws_url, &lk.api_key, &lk.api_secret),
+        );
+        config.ring_timeout_secs = RING_TIMEOUT_SECS;
+        let hub = rt
+            .block_on(callbox_hub::start_with_listener(config, listener))
+            .unwrap();
+        let socket = dir.path().join("control.sock");
+        World {
+            hub_url: hub.url(),
+            hub: Some(hub),
+            rt,
+            alice,
+            box_credential,
+            daemon: None,
+            daemon_log: dir.path().join("callbox.log"),
+            socket,
+            dir,
+            _lk: lk,
+        }
+    }
+
+    /// Starts `callbox run` as `box1` with test sources and fake sinks.
+    fn start_daemon(&mut self, credential: &str) {
+        let config = self.dir.path().join("callbox.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"[hub]
+url = "{hub}"
+credential = "{credential}"
+reconnect_min_ms = 200
+reconnect_max_ms = 2000
+
+[media]
+video_source = "test"
+audio_source = "test"
+video_sink = "fakesink"
+audio_sink = "fakesink"
+ice_local_addresses = ["127.0.0.1"]
+
+[control]
+socket = "{socket}"
+
+[log]
+level = "info,callbox=debug"
+"#,
+                hub = self.hub_url,
+                socket = self.socket.display()
+            ),
+        )
+        .unwrap();
+        let log = File::create(&self.daemon_log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_callbox"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("callbox binary runs");
+        self.daemon = Some(child);
+    }
+
+    fn daemon_log(&self) -> String {
+        std::fs::read_to_string(&self.daemon_log).unwrap_or_default()
+    }
+
+    fn status(&self) -> Option<Status> {
+        self.rt.block_on(query_status(&self.socket)).ok()
+    }
+
+    /// Polls the daemon's status until `pred` holds.
+    fn wait_status(&self, what: &str, timeout: Duration, pred: impl Fn(&Status) -> bool) -> Status {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.status();
+            if let Some(s) = s.as_ref().filter(|s| pred(s)) {
+                return s.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon never reached `{what}` within {timeout:?}; last status: {s:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn dial(&self, callee: &str, extra: &[&str]) -> PyPeer {
+        let mut args = vec![
+            "dial",
+            "--hub",
+            &self.hub_url,
+            "--credential",
+            &self.alice,
+            "--callee",
+            callee,
+        ];
+        args.extend_from_slice(extra);
+        PyPeer::spawn("caller.py", args)
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let url = format!("{}{path}", self.hub_url);
+        self.rt.block_on(async {
+            reqwest::Client::new()
+                .get(&url)
+                .bearer_auth(&self.alice)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        })
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            // SIGTERM: the daemon leaves its call and stops media cleanly.
+            let _ = Command::new("kill")
+                .args(["-TERM", &d.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while d.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- tail of the daemon's log ({}) ---\n{}",
+                self.daemon_log.display(),
+                file_tail(&self.daemon_log, 60)
+            );
+        }
+        if let Some(hub) = self.hub.take() {
+            self.rt.block_on(hub.shutdown());
+        }
+    }
+}
+
+/// Numbers of one call, for the summary line.
+struct CallNumbers {
+    caller_video: u64,
+    caller_audio: u64,
+    box_video_rx: u64,
+    invite_to_first_frame_ms: u64,
+}
+
+/// One call: dial, both ends get media, optionally poke the box with bad frames, hang
+/// up, box idle again.
+fn one_call(w: &World, poke_with_bad_frames: bool) -> CallNumbers {
+    let mut caller = w.dial(
+        "box1",
+        &["--min-video-frames", "60", "--timeout", "60", "--no-hangup"],
+    );
+    let first = caller.expect_event("first_video_frame", Duration::from_secs(60));
+    let ok = caller.expect_event("media_ok", Duration::from_secs(60));
+    let caller_video = ok["video_frames"].as_u64().unwrap();
+    let caller_audio = ok["audio_frames"].as_u64().unwrap();
+    assert!(
+        caller_video >= 60,
+        "caller decoded {caller_video} frames of the box"
+    );
+    assert!(caller_audio > 0, "caller heard nothing from the box");
+    let call_id = ok["callId"]
+        .as_str()
+        .expect("media_ok names the call")
+        .to_owned();
+
+    let s = w.wait_status("30 received video frames", Duration::from_secs(30), |s| {
+        s.state == "in_call" && s.video_frames_received >= 30
+    });
+    assert_eq!(s.call_id.as_deref(), Some(call_id.as_str()));
+    assert_eq!(s.caller.as_deref(), Some("alice"));
+    assert!(s.hub_online);
+    assert!(
+        s.video_frames_sent > 0 && s.audio_buffers_received > 0,
+        "{s:?}"
+    );
+
+    if poke_with_bad_frames {
+        let hub = w.hub.as_ref().unwrap();
+        for frame in [
+            "{this is not json",
+            r#"{"type":"call_ended"}"#,
+            r#"{"type":"call_teleported","callId":"x"}"#,
+            r#"[1,2,3]"#,
+        ] {
+            assert_eq!(hub.send_raw("box1", frame), 1, "box1 is connected");
+        }
+        let before = w.status().unwrap().video_frames_received;
+        let after = w.wait_status(
+            "video still flowing after malformed frames",
+            Duration::from_secs(10),
+            |s| s.video_frames_received > before + 15,
+        );
+        assert_eq!(
+            after.state, "in_call",
+            "malformed frames must not end the call"
+        );
+        assert_eq!(after.call_id.as_deref(), Some(call_id.as_str()));
+        assert!(
+            after.hub_online,
+            "malformed frames must not drop the hub link"
+        );
+        let log = w.daemon_log();
+        assert!(log.contains("ignoring malformed hub message"), "logged");
+        assert!(log.contains("ignoring unknown hub event type"), "logged");
+    }
+
+    let box_video_rx = w.status().unwrap().video_frames_received;
+    caller.send_line("hangup");
+    caller.expect_event("hung_up", Duration::from_secs(15));
+    assert_eq!(
+        caller
+            .wait_exit(Duration::from_secs(20))
+            .map(|s| s.success()),
+        Some(true)
+    );
+    w.wait_status("idle after hangup", Duration::from_secs(15), |s| {
+        s.state == "idle" && s.call_id.is_none()
+    });
+    CallNumbers {
+        caller_video,
+        caller_audio,
+        box_video_rx,
+        invite_to_first_frame_ms: first["t_ms_since_invite"].as_u64().unwrap_or(0),
+    }
+}
+
+#[test]
+fn the_box_answers_two_calls_end_to_end() {
+    let mut w = World::start();
+    w.start_daemon(&w.box_credential.clone());
+    let s = w.wait_status("online and idle", Duration::from_secs(20), |s| {
+        s.hub_online && s.state == "idle"
+    });
+    assert_eq!(s.calls_answered, 0);
+
+    let first = one_call(&w, true);
+    let second = one_call(&w, false);
+    let s = w.status().unwrap();
+    assert_eq!(s.calls_answered, 2);
+
+    // Both calls are in the caller's history as ended, newest first.
+    let history = w.get("/api/calls/history?limit=10");
+    let statuses: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["ended", "ended"], "{history}");
+
+    for (n, c) in [(1, &first), (2, &second)] {
+        println!(
+            "e2e summary: call {n}: caller decoded {} video + {} audio frames from the box; box \
+             decoded {} video frames from the caller; invite → caller's first frame {} ms",
+            c.caller_video, c.caller_audio, c.box_video_rx, c.invite_to_first_frame_ms
+        );
+    }
+}
+
+#[test]
+fn calling_an_unknown_identity_fails_with_a_clear_4xx() {
+    let w = World::start();
+    let mut caller = w.dial("nobody-here", &["--timeout", "20"]);
+    let failed = caller.expect_event("invite_failed", Duration::from_secs(20));
+    assert_eq!(failed["status"].as_u64(), Some(404), "{failed}");
+    let body = failed["body"].to_string();
+    assert!(
+        body.contains("unknown_invitee") && body.contains("nobody-here"),
+        "the error names the identity: {body}"
+    );
+    assert_eq!(
+        caller
+            .wait_exit(Duration::from_secs(10))
+            .and_then(|s| s.code()),
+        Some(3)
+    );
+}
+
+#[test]
+fn a_call_to_an_offline_box_ends_as_missed() {
+    let w = World::start();
+    let mut caller = w.dial(
+        "ghost-box",
+        &["--watch-hub", "--timeout", "30", "--min-video-frames", "1"],
+    );
+    let invited = caller.expect_event("invited", Duration::from_secs(20));
+    let call_id = invited["callId"].as_str().unwrap().to_owned();
+    let ended = caller.expect_event(
+        "call_ended",
+        Duration::from_secs(RING_TIMEOUT_SECS as u64 + 15),
+    );
+    assert!(ended.to_string().contains("missed"), "{ended}");
+    let history = w.get("/api/calls/history?limit=1");
+    let call = &history[0];
+    assert_eq!(call["callId"].as_str(), Some(call_id.as_str()));
+    assert_eq!(call["status"].as_str(), Some("missed"), "{call}");
+    assert_eq!(
+        call["invitees"][0]["status"].as_str(),
+        Some("missed"),
+        "{call}"
+    );
+    let _ = caller.wait_exit(Duration::from_secs(10));
+}
+
+#[test]
+fn a_wrong_device_credential_is_reported_and_retried() {
+    let mut w = World::start();
+    w.start_daemon("not-the-right-credential");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = w.daemon_log();
+        let rejections = log
+            .matches("rejected the device credential (HTTP 401)")
+            .count();
+        if rejections >= 2 {
+            assert!(
+                log.contains(&w.hub_url.replace("http://", "ws://")),
+                "names the URL"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no repeated 401 report in:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let s = w.status().expect("daemon still running and answering");
+    assert!(!s.hub_online);
+    assert_eq!(s.state, "idle");
+}
