@@ -17,7 +17,7 @@ test: setup
 	$(CARGO) test --workspace -- --test-threads=1
 
 demo: build
-	bash scripts/demo.sh
+	$(CARGO) run -q -p callbox-testkit --bin callbox-demo -- --bin-dir target/debug
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -387,3 +387,30 @@ fn a_wrong_device_credential_is_reported_and_retried() {
     assert!(!s.hub_online);
     assert_eq!(s.state, "idle");
 }
+
+#[test]
+fn the_box_hangs_up_when_the_caller_leaves_without_ending_the_call() {
+    let mut w = World::start();
+    w.start_daemon(&w.box_credential.clone());
+    w.wait_status("online", Duration::from_secs(20), |s| s.hub_online);
+    let mut caller = w.dial(
+        "box1",
+        &["--min-video-frames", "30", "--timeout", "60", "--no-hangup"],
+    );
+    caller.expect_event("media_ok", Duration::from_secs(60));
+    w.wait_status("in call", Duration::from_secs(30), |s| s.state == "in_call");
+    // Drop out of the room (a closed browser tab): no POST /api/calls/end.
+    caller.send_line("leave");
+    let _ = caller.wait_exit(Duration::from_secs(20));
+    let s = w.wait_status("idle after the caller left", Duration::from_secs(30), |s| {
+        s.state == "idle"
+    });
+    assert!(s.hub_online);
+    let history = w.get("/api/calls/history?limit=1");
+    assert_eq!(history[0]["status"].as_str(), Some("ended"), "{history}");
+    assert_eq!(
+        history[0]["endReason"].as_str(),
+        Some("participant_left"),
+        "{history}"
+    );
+}

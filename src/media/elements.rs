@@ -113,3 +113,33 @@ pub fn require_h264() -> Result<(), MediaError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_element_names_itself_and_its_package() {
+        gst::init().unwrap();
+        let err = require(&["videoconvert", "kmssink-from-the-future"]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`kmssink-from-the-future` is missing"),
+            "{err}"
+        );
+        assert_eq!(
+            package_for("alsasrc"),
+            Some("gstreamer1.0-alsa"),
+            "the installer is told what to apt-get"
+        );
+        let msg = MediaError::MissingElement {
+            element: "x264enc".into(),
+            package: package_for("x264enc").unwrap(),
+        }
+        .to_string();
+        assert!(
+            msg.contains("install the Debian package gstreamer1.0-plugins-ugly"),
+            "{msg}"
+        );
+    }
+}
