@@ -49,6 +49,7 @@ impl World {
             LiveKitConfig::new(&lk.ws_url, &lk.api_key, &lk.api_secret),
         );
         config.ring_timeout_secs = RING_TIMEOUT_SECS;
+        config.rejoin_grace_secs = 1.0;
         let hub = rt
             .block_on(callbox_hub::start_with_listener(config, listener))
             .unwrap();

@@ -104,6 +104,12 @@ pub struct HubConfig {
     /// allowed (`1.5`), which tests use.
     #[serde(default = "default_ring_timeout_secs")]
     pub ring_timeout_secs: f64,
+    /// When a participant leaves a connected call and fewer than two parties remain,
+    /// wait this long (seconds) for someone to rejoin before ending the call as
+    /// `participant_left`. A box rebuilding its media after a fault leaves the room for
+    /// a moment; this keeps the call alive. 0 ends at once.
+    #[serde(default = "default_rejoin_grace_secs")]
+    pub rejoin_grace_secs: f64,
     /// Most participants in one call, inviter included.
     #[serde(default = "default_max_participants")]
     pub max_participants: u32,
@@ -126,6 +132,9 @@ fn default_database() -> PathBuf {
 fn default_ring_timeout_secs() -> f64 {
     60.0
 }
+fn default_rejoin_grace_secs() -> f64 {
+    10.0
+}
 fn default_max_participants() -> u32 {
     8
 }
@@ -146,6 +155,7 @@ impl HubConfig {
             listen: default_listen(),
             database: database.into(),
             ring_timeout_secs: default_ring_timeout_secs(),
+            rejoin_grace_secs: default_rejoin_grace_secs(),
             max_participants: default_max_participants(),
             token_ttl_secs: default_token_ttl_secs(),
             livekit,
@@ -190,6 +200,13 @@ impl HubConfig {
                 "must be a number of seconds above 0 and at most 86400",
             ));
         }
+        if !(self.rejoin_grace_secs.is_finite() && (0.0..=300.0).contains(&self.rejoin_grace_secs))
+        {
+            return Err(invalid(
+                "rejoin_grace_secs",
+                "must be a number of seconds from 0 to 300",
+            ));
+        }
         if self.max_participants < 2 {
             return Err(invalid("max_participants", "must be at least 2"));
         }
@@ -224,6 +241,11 @@ impl HubConfig {
     /// The ring timeout as a [`Duration`].
     pub fn ring_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.ring_timeout_secs)
+    }
+
+    /// The rejoin grace as a [`Duration`].
+    pub fn rejoin_grace(&self) -> Duration {
+        Duration::from_secs_f64(self.rejoin_grace_secs)
     }
 
     /// The LiveKit token lifetime as a [`Duration`].

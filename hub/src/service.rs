@@ -429,31 +429,76 @@ impl Hub {
             return Ok(());
         };
         if reason == "participant_left" {
-            let identities = match self.livekit.participant_identities(room).await {
-                Ok(ids) => ids,
-                Err(LiveKitError::RoomService { source, .. }) if room_not_found(&source) => {
-                    Vec::new()
-                }
-                Err(e) => {
-                    tracing::warn!(call_id = %call.id, room, error = %e, "cannot count participants");
-                    return Ok(());
-                }
+            let left = notice.participant.clone();
+            let Some(remaining) = self.parties_in_room(&call.id, room, left.as_deref()).await
+            else {
+                return Ok(());
             };
-            let left = notice.participant.as_deref();
-            let principals: HashSet<&str> = identities
-                .iter()
-                .filter(|id| Some(id.as_str()) != left)
-                .map(|id| principal_of_livekit_identity(id))
-                .collect();
             tracing::info!(
-                call_id = %call.id, room, left = left.unwrap_or(""), remaining = principals.len(),
+                call_id = %call.id, room, left = left.as_deref().unwrap_or(""), remaining,
                 "participant left"
             );
-            if principals.len() >= 2 {
+            if remaining >= 2 {
                 return Ok(());
             }
+            // Give a rejoining participant (a box rebuilding its media) time to come back.
+            let hub = self.clone();
+            let (call_id, room) = (call.id.clone(), room.to_owned());
+            let grace = self.config.rejoin_grace();
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                let still_live = hub
+                    .store
+                    .transact(|c| store::load_live_call_by_room(c, &room))
+                    .ok()
+                    .flatten()
+                    .is_some_and(|c| c.id == call_id && c.status == CallStatus::Connected);
+                if !still_live {
+                    return;
+                }
+                match hub.parties_in_room(&call_id, &room, None).await {
+                    Some(n) if n >= 2 => {
+                        tracing::info!(
+                            call_id,
+                            room,
+                            "participant rejoined within the grace period"
+                        )
+                    }
+                    _ => {
+                        if let Err(e) = hub.end_call(&call_id, None, Some("participant_left")).await
+                        {
+                            tracing::warn!(call_id, room, error = %e, "cannot end the call");
+                        }
+                    }
+                }
+            });
+            return Ok(());
         }
         self.end_call(&call.id, None, Some(reason)).await
+    }
+
+    /// Distinct principals in `room`, not counting the LiveKit identity `left`. `None`
+    /// when LiveKit cannot be asked (logged); a missing room counts as empty.
+    async fn parties_in_room(
+        &self,
+        call_id: &str,
+        room: &str,
+        left: Option<&str>,
+    ) -> Option<usize> {
+        let identities = match self.livekit.participant_identities(room).await {
+            Ok(ids) => ids,
+            Err(LiveKitError::RoomService { source, .. }) if room_not_found(&source) => Vec::new(),
+            Err(e) => {
+                tracing::warn!(call_id, room, error = %e, "cannot count participants");
+                return None;
+            }
+        };
+        let principals: HashSet<&str> = identities
+            .iter()
+            .filter(|id| Some(id.as_str()) != left)
+            .map(|id| principal_of_livekit_identity(id))
+            .collect();
+        Some(principals.len())
     }
 
     /// Start-up recovery: calls stuck setting up fail, ring deadlines that passed while

@@ -171,8 +171,10 @@ async fn wait_for_participants(env: &Env, room: &str, want: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_participants_leaving_end_the_call() {
+    const GRACE_SECS: f64 = 4.0;
     let env = Env::start(Setup {
         webhooks: true,
+        rejoin_grace_secs: GRACE_SECS,
         ..Setup::default()
     })
     .await;
@@ -213,8 +215,28 @@ async fn real_participants_leaving_end_the_call() {
     assert_eq!(alice_ws.try_next_event(Duration::from_secs(2)).await, None);
     assert_eq!(env.record("alice", &call_id).await["status"], "connected");
 
-    // Now the box is gone entirely: only alice is left, the hub ends the call.
+    // The box's subscriber drops too: only alice is left. The box comes back within the
+    // grace period (media rebuilt after a fault), so the call goes on.
     box_sub.send_line("leave");
+    wait_for_participants(&env, &room, &["alice"]).await;
+    let mut box_back = join_peer(
+        "box1-back",
+        &url,
+        box_join["publisher"]["token"].as_str().unwrap(),
+    );
+    tokio::task::block_in_place(|| {
+        box_back.expect_event("connected", Duration::from_secs(30));
+    });
+    let quiet = Duration::from_secs_f64(GRACE_SECS + 1.0);
+    assert_eq!(
+        alice_ws.try_next_event(quiet).await,
+        None,
+        "no end during a rejoin"
+    );
+    assert_eq!(env.record("alice", &call_id).await["status"], "connected");
+
+    // Now the box is gone for good: after the grace period the hub ends the call.
+    box_back.send_line("leave");
     let ended = ServerEvent::CallEnded {
         call_id: call_id.clone(),
         reason: "participant_left".into(),
@@ -233,5 +255,6 @@ async fn real_participants_leaving_end_the_call() {
     let _ = (
         box_pub.wait_exit(Duration::from_secs(10)),
         box_sub.wait_exit(Duration::from_secs(10)),
+        box_back.wait_exit(Duration::from_secs(10)),
     );
 }

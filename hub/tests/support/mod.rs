@@ -34,6 +34,8 @@ pub struct Env {
 pub struct Setup {
     /// Ring timeout in seconds.
     pub ring_timeout_secs: f64,
+    /// Seconds the hub waits for a rejoin before ending a call nobody is left in.
+    pub rejoin_grace_secs: f64,
     /// Give LiveKit the hub's webhook URL.
     pub webhooks: bool,
     /// Principals to create.
@@ -44,6 +46,7 @@ impl Default for Setup {
     fn default() -> Self {
         Self {
             ring_timeout_secs: 30.0,
+            rejoin_grace_secs: 0.5,
             webhooks: false,
             principals: vec![
                 ("alice", PrincipalKind::User),
@@ -91,6 +94,7 @@ impl Env {
         );
         config.listen = addr;
         config.ring_timeout_secs = setup.ring_timeout_secs;
+        config.rejoin_grace_secs = setup.rejoin_grace_secs;
         let mut creds = HashMap::new();
         for (identity, kind) in setup.principals {
             let cred = callbox_hub::add_principal(&config.database, identity, kind).unwrap();
