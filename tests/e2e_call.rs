@@ -15,6 +15,7 @@ use serde_json::Value;
 /// A running system: LiveKit, hub, and (optionally) the daemon as `box1`.
 struct World {
     rt: tokio::runtime::Runtime,
+    lk_api: (String, String, String),
     hub: Option<RunningHub>,
     hub_url: String,
     alice: String,
@@ -27,6 +28,8 @@ struct World {
 }
 
 const RING_TIMEOUT_SECS: f64 = 4.0;
+/// Long enough for the box's first rejoin (1 s back-off + new pipelines).
+const REJOIN_GRACE_SECS: f64 = 6.0;
 
 impl World {
     fn start() -> World {
@@ -49,12 +52,17 @@ impl World {
             LiveKitConfig::new(&lk.ws_url, &lk.api_key, &lk.api_secret),
         );
         config.ring_timeout_secs = RING_TIMEOUT_SECS;
-        config.rejoin_grace_secs = 1.0;
+        config.rejoin_grace_secs = REJOIN_GRACE_SECS;
         let hub = rt
             .block_on(callbox_hub::start_with_listener(config, listener))
             .unwrap();
         let socket = dir.path().join("control.sock");
         World {
+            lk_api: (
+                lk.http_url.clone(),
+                lk.api_key.clone(),
+                lk.api_secret.clone(),
+            ),
             hub_url: hub.url(),
             hub: Some(hub),
             rt,
@@ -414,4 +422,73 @@ fn the_box_hangs_up_when_the_caller_leaves_without_ending_the_call() {
         Some("participant_left"),
         "{history}"
     );
+}
+
+#[test]
+fn the_box_rejoins_with_fresh_tokens_when_livekit_drops_it() {
+    let mut w = World::start();
+    w.start_daemon(&w.box_credential.clone());
+    w.wait_status("online", Duration::from_secs(20), |s| s.hub_online);
+    let mut caller = w.dial(
+        "box1",
+        &["--min-video-frames", "30", "--timeout", "90", "--no-hangup"],
+    );
+    caller.expect_event("media_ok", Duration::from_secs(60));
+    let s = w.wait_status("in call", Duration::from_secs(30), |s| s.state == "in_call");
+    let room = s.room.clone().unwrap();
+
+    // The SFU throws the box's publisher out, as a server restart or a network fault
+    // would: the GStreamer signaller does not reconnect by itself.
+    let (url, key, secret) = w.lk_api.clone();
+    w.rt.block_on(async {
+        livekit_api::services::room::RoomClient::with_api_key(&url, &key, &secret)
+            .remove_participant(&room, "box1")
+            .await
+            .expect("RoomService removes the participant")
+    });
+    w.wait_status("rejoining", Duration::from_secs(20), |s| {
+        s.state == "rejoining" || s.state == "joining"
+    });
+    let back = w.wait_status("in call again", Duration::from_secs(30), |s| {
+        s.state == "in_call" && s.video_frames_received >= 30
+    });
+    assert_eq!(
+        back.room.as_deref(),
+        Some(room.as_str()),
+        "same call, same room"
+    );
+    let log = w.daemon_log();
+    assert!(
+        log.contains("asking the hub for fresh tokens to rejoin"),
+        "rejoined via the hub"
+    );
+
+    // The caller sees the box again: new frames arrive after the rejoin.
+    caller.send_line("status");
+    let before = caller
+        .wait_event("status", Duration::from_secs(10))
+        .map(|e| e["video_frames"].as_u64().unwrap_or(0))
+        .unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        caller.send_line("status");
+        std::thread::sleep(Duration::from_millis(500));
+        let now = caller
+            .events()
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "status")
+            .and_then(|e| e["video_frames"].as_u64())
+            .unwrap_or(0);
+        if now > before + 30 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "caller stuck at {now} frames after the rejoin"
+        );
+    }
+    caller.send_line("hangup");
+    caller.expect_event("hung_up", Duration::from_secs(15));
+    w.wait_status("idle", Duration::from_secs(15), |s| s.state == "idle");
 }
