@@ -205,17 +205,7 @@ async fn metrics(State(hub): State<Arc<Hub>>) -> Result<Response, ApiError> {
     let mut out = String::new();
     out.push_str("# HELP callbox_hub_calls_total Calls in the hub database, by status.\n");
     out.push_str("# TYPE callbox_hub_calls_total gauge\n");
-    let statuses = [
-        CallStatus::Initiating,
-        CallStatus::Ringing,
-        CallStatus::Connected,
-        CallStatus::Ended,
-        CallStatus::Rejected,
-        CallStatus::Cancelled,
-        CallStatus::Missed,
-        CallStatus::Failed,
-    ];
-    for s in statuses {
+    for s in CallStatus::ALL {
         let n = counts.get(s.as_str()).copied().unwrap_or(0);
         let _ = writeln!(
             out,

@@ -174,6 +174,18 @@ pub enum CallStatus {
 }
 
 impl CallStatus {
+    /// Every status, in life-cycle order.
+    pub const ALL: [CallStatus; 8] = [
+        Self::Initiating,
+        Self::Ringing,
+        Self::Connected,
+        Self::Ended,
+        Self::Rejected,
+        Self::Cancelled,
+        Self::Missed,
+        Self::Failed,
+    ];
+
     /// True for states a call never leaves.
     pub fn is_final(self) -> bool {
         !matches!(self, Self::Initiating | Self::Ringing | Self::Connected)
@@ -469,16 +481,7 @@ mod tests {
 
     #[test]
     fn call_status_names_match_the_wire() {
-        for s in [
-            CallStatus::Initiating,
-            CallStatus::Ringing,
-            CallStatus::Connected,
-            CallStatus::Ended,
-            CallStatus::Rejected,
-            CallStatus::Cancelled,
-            CallStatus::Missed,
-            CallStatus::Failed,
-        ] {
+        for s in CallStatus::ALL {
             assert_eq!(CallStatus::parse(s.as_str()), Some(s));
         }
         assert!(CallStatus::Missed.is_final());

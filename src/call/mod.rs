@@ -264,14 +264,7 @@ pub fn step(state: State, event: Event, now: Instant, limits: &Limits) -> (State
         Event::Hub(ev) => on_hub_event(phase, ev, policy, &mut effects),
         Event::AnswerSucceeded { call_id, join } => match phase {
             Phase::Answering { call } if call.call_id == call_id => {
-                effects.push(Effect::StartMedia {
-                    call_id: call_id.clone(),
-                    join,
-                });
-                effects.push(Effect::SetTimer {
-                    timer: Timer::MediaStart,
-                    after: limits.media_start_timeout,
-                });
+                start_media(call_id, join, limits, &mut effects);
                 Phase::Joining {
                     call,
                     attempt: 0,
@@ -298,14 +291,7 @@ pub fn step(state: State, event: Event, now: Instant, limits: &Limits) -> (State
                 attempt,
                 answered_at,
             } if call.call_id == call_id => {
-                effects.push(Effect::StartMedia {
-                    call_id: call_id.clone(),
-                    join,
-                });
-                effects.push(Effect::SetTimer {
-                    timer: Timer::MediaStart,
-                    after: limits.media_start_timeout,
-                });
+                start_media(call_id, join, limits, &mut effects);
                 Phase::Joining {
                     call,
                     attempt,
@@ -373,6 +359,15 @@ pub fn step(state: State, event: Event, now: Instant, limits: &Limits) -> (State
         },
         effects,
     )
+}
+
+/// Starts media with a deadline for it to come up.
+fn start_media(call_id: String, join: JoinInfo, limits: &Limits, effects: &mut Vec<Effect>) {
+    effects.push(Effect::StartMedia { call_id, join });
+    effects.push(Effect::SetTimer {
+        timer: Timer::MediaStart,
+        after: limits.media_start_timeout,
+    });
 }
 
 /// Media broke after `attempt` rejoins: stop it, and either schedule the next rejoin or
