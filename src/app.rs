@@ -60,6 +60,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         audio_sink = plan.audio_sink,
         "media plan"
     );
+    // Also installs rustls' process-wide crypto provider (ring), which the hub
+    // WebSocket's wss:// connections need: keep this before any network I/O.
     media::init(&plan).context("media set-up failed")?;
 
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
