@@ -12,8 +12,9 @@ setup:
 build: setup
 	$(CARGO) build --workspace --bins
 
+# cargo builds the binaries the integration tests run (CARGO_BIN_EXE_*) itself; a
+# separate `cargo build` first would compile the graph twice (dev features differ).
 test: setup
-	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace -- --test-threads=1
 
 demo: build

@@ -15,7 +15,8 @@ stdout: one JSON object per line, {"event": ..., "t_ms": ms since start, ...}:
   hub_ws_connected, hub_ws_failed, hub_event, invitation, rejected_invitation,
   respond_failed, accepted, connected, connect_failed, published,
   participant_connected, participant_disconnected, remote_track, first_video_frame
-  (t_ms_since_invite counts from the invitation), media_ok, call_ended,
+  (t_ms_since_invite counts from the invitation), video_stalled (no frame for 3 s on a
+  subscribed video track, with the receiver's WebRTC stats), media_ok, call_ended,
   call_cancelled, disconnected, timeout, command, status, hung_up, summary.
 stdin (one per line): hangup (end the call), leave (disconnect only), status.
 

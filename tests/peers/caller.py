@@ -12,8 +12,10 @@ passed) prints media_ok and hangs up (POST /api/calls/end) unless --no-hangup.
 
 stdout: one JSON object per line, {"event": ..., "t_ms": ms since start, ...}:
   invited, invite_failed, connected, connect_failed, published, participant_connected,
-  participant_disconnected, remote_track, first_video_frame, media_ok, timeout,
-  disconnected, hub_event, call_ended, rejected, command, status, hung_up, summary.
+  participant_disconnected, remote_track, first_video_frame, video_stalled (a subscribed
+  video track delivered no frame for 3 s; has the receiver's WebRTC stats), media_ok,
+  timeout (has video_receivers: those stats per remote participant), disconnected,
+  hub_event, call_ended, rejected, command, status, hung_up, summary.
 stdin (one per line): hangup (end the call now), leave (disconnect without ending the
 call), status (print a status event).
 

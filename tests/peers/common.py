@@ -274,6 +274,30 @@ class MediaPublisher:
 
 # --- media in -------------------------------------------------------------------------
 
+VIDEO_STALL_S = 3.0  # no frame for this long on a subscribed video track: video_stalled
+
+
+async def inbound_video_stats(track: rtc.Track) -> Optional[dict[str, Any]]:
+    """The libwebrtc inbound-rtp stats of a remote video track (None: none yet)."""
+    try:
+        stats = await asyncio.wait_for(track.get_stats(), 2.0)
+    except Exception as e:  # noqa: BLE001 - diagnostics only
+        return {"error": f"{type(e).__name__}: {e}"}
+    for st in stats:
+        if st.WhichOneof("stats") != "inbound_rtp":
+            continue
+        rx, inb = st.inbound_rtp.received, st.inbound_rtp.inbound
+        return {
+            "packets_received": rx.packets_received, "packets_lost": rx.packets_lost,
+            "frames_received": inb.frames_received, "frames_decoded": inb.frames_decoded,
+            "key_frames_decoded": inb.key_frames_decoded, "frames_dropped": inb.frames_dropped,
+            "freeze_count": inb.freeze_count, "pli_count": inb.pli_count,
+            "nack_count": inb.nack_count, "decoder": inb.decoder_implementation,
+            "size": f"{inb.frame_width}x{inb.frame_height}",
+        }
+    return None
+
+
 
 @dataclass
 class MediaCounter:
@@ -290,6 +314,8 @@ class MediaCounter:
     video_width: int = 0
     video_height: int = 0
     participants: set = field(default_factory=set)
+    _video_tracks: dict = field(default_factory=dict)  # sid -> (identity, track, publication)
+    _video_counts: dict = field(default_factory=dict)  # sid -> frames delivered on that track
     _first_video_t: Optional[float] = None
     _last_video_t: Optional[float] = None
     _tasks: list = field(default_factory=list)
@@ -304,12 +330,15 @@ class MediaCounter:
         emit("remote_track", kind=kind, participant=participant.identity, sid=pub.sid,
              mime=getattr(pub, "mime_type", ""))
         if kind == "video":
-            self._tasks.append(asyncio.ensure_future(self._count_video(track)))
+            self._video_tracks[pub.sid] = (participant.identity, track, pub)
+            self._tasks.append(asyncio.ensure_future(self._count_video(track, pub, participant.identity)))
         else:
             self._tasks.append(asyncio.ensure_future(self._count_audio(track)))
 
-    async def _count_video(self, track: rtc.Track) -> None:
+    async def _count_video(self, track: rtc.Track, pub: rtc.RemoteTrackPublication,
+                           identity: str) -> None:
         stream = rtc.VideoStream(track)
+        watchdog = asyncio.ensure_future(self._watch_video(track, pub, identity))
         try:
             async for ev in stream:
                 t = time.monotonic()
@@ -318,6 +347,7 @@ class MediaCounter:
                     self.video_placeholder_frames += 1
                     continue
                 self.video_frames += 1
+                self._video_counts[pub.sid] = self._video_counts.get(pub.sid, 0) + 1
                 self.video_width, self.video_height = ev.frame.width, ev.frame.height
                 if self._first_video_t is None:
                     self._first_video_t = t
@@ -326,7 +356,36 @@ class MediaCounter:
                          width=ev.frame.width, height=ev.frame.height)
                 self._last_video_t = t
         finally:
+            watchdog.cancel()
             await stream.aclose()
+
+    async def _watch_video(self, track: rtc.Track, pub: rtc.RemoteTrackPublication,
+                           identity: str) -> None:
+        """Emit video_stalled (once per stall) when a subscribed, unmuted video track has
+        delivered no frame for VIDEO_STALL_S, with the receiver's WebRTC stats: they tell
+        whether packets stopped arriving (packets_received flat), could not be decoded
+        (frames_decoded flat, e.g. no keyframe) or were decoded but never reached our
+        VideoStream (frames_decoded rising). Costs nothing while frames flow."""
+        last, since, reported = -1, time.monotonic(), False
+        while True:
+            await asyncio.sleep(1.0)
+            n, now = self._video_counts.get(pub.sid, 0), time.monotonic()
+            if n != last:
+                last, since, reported = n, now, False
+                continue
+            if reported or now - since < VIDEO_STALL_S or not pub.subscribed or pub.muted:
+                continue
+            reported = True
+            emit("video_stalled", participant=identity, sid=pub.sid, frames=n,
+                 stalled_s=round(now - since, 1), receiver=await inbound_video_stats(track))
+
+    async def video_receiver_stats(self) -> dict[str, Any]:
+        """WebRTC receive stats of every subscribed video track, by participant identity."""
+        out: dict[str, Any] = {}
+        for identity, track, pub in list(self._video_tracks.values()):
+            if pub.subscribed:
+                out[identity] = await inbound_video_stats(track)
+        return out
 
     async def _count_audio(self, track: rtc.Track) -> None:
         stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
@@ -423,6 +482,9 @@ def add_media_args(p) -> None:
     p.add_argument("--audio-only", action="store_true",
                    help="publish no video and need no remote video")
     p.add_argument("--no-publish", action="store_true", help="publish nothing (receive only)")
+    p.add_argument("--single-pc", action="store_true",
+                   help="one peer connection for publishing and subscribing (the SDK's "
+                        "default; it can silently lose remote video, see connect_room)")
 
 
 def thresholds_met(counter: MediaCounter, args) -> bool:
@@ -457,7 +519,18 @@ async def connect_room(url: str, token: str, counter: MediaCounter, args) -> tup
     room.on("participant_connected", on_participant_connected)
     room.on("participant_disconnected", on_participant_disconnected)
     counter.attach(room)
-    await room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
+    # Separate publisher and subscriber peer connections. livekit 1.2.0 (ffi 0.13.2)
+    # defaults to a single one (its docstring says otherwise), and then publishing our
+    # video after we already receive remote video (the second to join subscribes at
+    # once) rewrites the receiving m-section too (the SDK munges x-google-start-bitrate
+    # into every video fmtp), libwebrtc recreates the receive stream, and an RTP packet
+    # arriving in that window takes the unsignaled-SSRC path ("Could not create default
+    # receive stream") which calls SetSink(ssrc, nullptr): the track keeps decoding
+    # (its stats count frames) but no frame reaches any VideoStream again. Seen in ~1
+    # run in 8 of testkit's python_peers test as "2 video frames, then none".
+    room_opts = rtc.RoomOptions(auto_subscribe=True,
+                                single_peer_connection=bool(getattr(args, "single_pc", False)))
+    await room.connect(url, token, room_opts)
     publisher = MediaPublisher(
         room,
         width=args.size[0],
@@ -562,7 +635,8 @@ class CallSession:
                 self.check_media()
                 return "disconnected"
             if time.monotonic() >= deadline and (not self.media_ok or deadline_after_media):
-                emit("timeout", callId=call_id, media_ok=self.media_ok, **self.counter.counts())
+                emit("timeout", callId=call_id, media_ok=self.media_ok, **self.counter.counts(),
+                     video_receivers=await self.counter.video_receiver_stats())
                 return "timeout"
             await asyncio.sleep(0.05)
 
