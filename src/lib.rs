@@ -8,5 +8,6 @@ pub mod app;
 pub mod call;
 pub mod config;
 pub mod control;
+pub mod gpio;
 pub mod media;
 pub mod signaling;
