@@ -9,7 +9,7 @@ use anyhow::Context;
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::task::JoinHandle;
 
-use crate::call::{self, Effect, Event, Limits, Phase, State, Timer};
+use crate::call::{self, Effect, Event, Phase, Settings, State, Timer};
 use crate::config::Config;
 use crate::control::{self, Status, StatusSource};
 use crate::media::{self, MediaCommand, MediaEngine, MediaEvent, MediaPlan, SourceKind};
@@ -119,10 +119,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
 
-    let limits = Limits {
-        media_start_timeout: Duration::from_millis(config.media.start_timeout_ms),
-    };
-    let mut state = State::new(config.call.answer);
+    let settings = settings_from(&config);
+    let mut state = State::new();
     let mut timers = Timers::new(events_tx.clone());
     let mut calls_answered = 0u64;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -136,7 +134,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             _ = sigterm.recv() => break,
         };
         let before = state.phase.name();
-        let (next, effects) = call::step(state, event, Instant::now(), &limits);
+        let (next, effects) = call::step(state, event, Instant::now(), &settings);
         state = next;
         if state.phase.name() != before {
             let call = state.phase.call();
@@ -175,6 +173,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The state machine's settings from the config file.
+pub fn settings_from(config: &Config) -> Settings {
+    let c = &config.call;
+    Settings {
+        policy: c.answer,
+        answer_after: Duration::from_secs(c.answer_after_secs),
+        auto_answer_from: c.auto_answer_from.clone(),
+        ring_timeout: Duration::from_secs(c.ring_timeout_secs),
+        speed_dial: c.speed_dial.clone(),
+        dial_timeout: Duration::from_secs(c.dial_timeout_secs),
+        media_start_timeout: Duration::from_millis(config.media.start_timeout_ms),
+    }
+}
+
 fn describe(kind: &SourceKind, test: &str, device: &str) -> String {
     match kind {
         SourceKind::Test => test.to_owned(),
@@ -190,7 +202,7 @@ fn publish_status(status: &Mutex<Status>, state: &State, calls_answered: u64) {
     let call = state.phase.call();
     s.call_id = call.map(|c| c.call_id.clone());
     s.room = call.map(|c| c.room_name.clone());
-    s.caller = call.map(|c| c.inviter.clone());
+    s.caller = call.map(|c| c.peer.clone());
     s.call_duration_ms = match &state.phase {
         Phase::InCall { answered_at, .. }
         | Phase::Joining { answered_at, .. }
@@ -263,7 +275,33 @@ fn execute(
                 let _ = tx.send(ev);
             });
         }
-        Effect::StartMedia { call_id, join } => engine.send(MediaCommand::Start { call_id, join }),
+        Effect::Dial { callee } => {
+            tracing::info!(callee, "dialling");
+            let (hub, tx) = (hub.clone(), events.clone());
+            tokio::spawn(async move {
+                let ev = match hub.invite(&callee).await {
+                    Ok(join) => Event::DialSucceeded { callee, join },
+                    Err(e) => {
+                        tracing::error!(callee, error = %e, "call could not be placed");
+                        Event::DialFailed {
+                            callee,
+                            error: e.to_string(),
+                        }
+                    }
+                };
+                let _ = tx.send(ev);
+            });
+        }
+        Effect::StartMedia {
+            call_id,
+            join,
+            mic_muted,
+        } => engine.send(MediaCommand::Start {
+            call_id,
+            join,
+            mic_muted,
+        }),
+        Effect::SetMicMuted(muted) => engine.send(MediaCommand::SetMicMuted(muted)),
         Effect::StopMedia { call_id } => engine.send(MediaCommand::Stop { call_id }),
         Effect::SetTimer { timer, after } => timers.set(timer, after),
         Effect::CancelTimer(timer) => timers.cancel(timer),

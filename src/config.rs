@@ -52,6 +52,9 @@ pub struct Config {
     /// `[media]`: sources, sinks and WebRTC options.
     #[serde(default)]
     pub media: MediaConfig,
+    /// `[ringtone]`: what plays while the box rings.
+    #[serde(default)]
+    pub ringtone: RingtoneConfig,
     /// `[control]`: the local control socket.
     #[serde(default)]
     pub control: ControlConfig,
@@ -89,18 +92,94 @@ pub struct HubConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum AnswerPolicy {
-    /// Answer every invitation at once (the default).
+    /// Ring until someone presses answer, or until `ring_timeout_secs` (then reject as
+    /// `no_answer`).
+    Manual,
+    /// Answer at once (the default: a box with no buttons wired still works).
     #[default]
     Auto,
+    /// Ring for `answer_after_secs`, then answer.
+    AutoAfter,
+    /// Answer at once with the microphone muted until the mute button is pressed.
+    Muted,
+}
+
+/// A daily do-not-disturb window in local time, `HH:MM-HH:MM`; may wrap midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DndSchedule {
+    /// Start, minutes after midnight.
+    pub start_min: u16,
+    /// End (exclusive), minutes after midnight.
+    pub end_min: u16,
+}
+
+impl DndSchedule {
+    /// Parses `"22:00-07:00"`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (a, b) = text.trim().split_once('-')?;
+        let hm = |t: &str| -> Option<u16> {
+            let (h, m) = t.trim().split_once(':')?;
+            let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+            (h < 24 && m < 60).then_some(h * 60 + m)
+        };
+        let (start_min, end_min) = (hm(a)?, hm(b)?);
+        (start_min != end_min).then_some(Self { start_min, end_min })
+    }
+
+    /// Whether `minute_of_day` (0..1440, local time) falls inside the window.
+    pub fn contains(&self, minute_of_day: u16) -> bool {
+        if self.start_min < self.end_min {
+            (self.start_min..self.end_min).contains(&minute_of_day)
+        } else {
+            minute_of_day >= self.start_min || minute_of_day < self.end_min
+        }
+    }
 }
 
 /// `[call]`.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CallConfig {
-    /// Answer policy. Default `auto`.
+    /// Answer policy: `manual`, `auto`, `auto_after`, `muted`. Default `auto`.
     #[serde(default)]
     pub answer: AnswerPolicy,
+    /// `auto_after`: seconds of ringing before answering. Default 5.
+    #[serde(default = "default_answer_after_secs")]
+    pub answer_after_secs: u64,
+    /// Caller identities that `auto`, `auto_after` and `muted` may answer by themselves;
+    /// others ring. Empty (the default): everyone.
+    #[serde(default)]
+    pub auto_answer_from: Vec<String>,
+    /// Seconds the box rings before rejecting as `no_answer`. Default 45 (below the
+    /// hub's 60 s, so the box's answer wins).
+    #[serde(default = "default_ring_timeout_secs")]
+    pub ring_timeout_secs: u64,
+    /// Identity the speed-dial button (and the call button when idle) calls. Default none.
+    #[serde(default)]
+    pub speed_dial: Option<String>,
+    /// Seconds an outgoing call may ring before the box gives up. Default 60.
+    #[serde(default = "default_dial_timeout_secs")]
+    pub dial_timeout_secs: u64,
+    /// Daily do-not-disturb window in local time, `"HH:MM-HH:MM"` (may wrap midnight),
+    /// e.g. `"22:00-07:00"`. Default none.
+    #[serde(default)]
+    pub dnd_schedule: Option<String>,
+}
+
+impl Default for CallConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every [call] key has a default")
+    }
+}
+
+fn default_answer_after_secs() -> u64 {
+    5
+}
+fn default_ring_timeout_secs() -> u64 {
+    45
+}
+fn default_dial_timeout_secs() -> u64 {
+    60
 }
 
 /// Where the published video comes from.
@@ -250,6 +329,36 @@ impl Default for MediaConfig {
     }
 }
 
+/// `[ringtone]`. Plays on `[media] audio_sink` / `audio_output_device`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RingtoneConfig {
+    /// A WAV (or any file GStreamer decodes), looped while ringing. Empty (the default):
+    /// the built-in tone, switched on and off by `cadence_ms`.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// Loudness, 0.0 (silent) to 1.0. Default 0.8.
+    #[serde(default = "default_ringtone_volume")]
+    pub volume: f64,
+    /// The built-in ring: alternating sound/silence steps in ms, starting with sound.
+    /// The ringing LED pattern defaults to the same cadence. Default `[400, 200, 400, 2000]`.
+    #[serde(default = "default_ring_cadence")]
+    pub cadence_ms: Vec<u32>,
+}
+
+impl Default for RingtoneConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every [ringtone] key has a default")
+    }
+}
+
+fn default_ringtone_volume() -> f64 {
+    0.8
+}
+fn default_ring_cadence() -> Vec<u32> {
+    vec![400, 200, 400, 2000]
+}
+
 /// `[control]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -395,6 +504,63 @@ impl Config {
             return Err(invalid(
                 "hub.reconnect_min_ms",
                 "must be at least 1 and not above hub.reconnect_max_ms".into(),
+            ));
+        }
+        let c = &self.call;
+        if !(1..=600).contains(&c.answer_after_secs) {
+            return Err(invalid(
+                "call.answer_after_secs",
+                format!("{} s: allowed 1..=600", c.answer_after_secs),
+            ));
+        }
+        if !(5..=600).contains(&c.ring_timeout_secs) {
+            return Err(invalid(
+                "call.ring_timeout_secs",
+                format!("{} s: allowed 5..=600", c.ring_timeout_secs),
+            ));
+        }
+        if !(5..=600).contains(&c.dial_timeout_secs) {
+            return Err(invalid(
+                "call.dial_timeout_secs",
+                format!("{} s: allowed 5..=600", c.dial_timeout_secs),
+            ));
+        }
+        if let Some(sched) = &c.dnd_schedule
+            && DndSchedule::parse(sched).is_none()
+        {
+            return Err(invalid(
+                "call.dnd_schedule",
+                format!("`{sched}`: expected \"HH:MM-HH:MM\" in local time, e.g. \"22:00-07:00\""),
+            ));
+        }
+        if c.speed_dial.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            return Err(invalid(
+                "call.speed_dial",
+                "must be an identity known to the hub, or left out".into(),
+            ));
+        }
+        let r = &self.ringtone;
+        if !(0.0..=1.0).contains(&r.volume) {
+            return Err(invalid(
+                "ringtone.volume",
+                format!("{}: allowed 0.0 to 1.0", r.volume),
+            ));
+        }
+        if r.cadence_ms.is_empty()
+            || r.cadence_ms.len() % 2 != 0
+            || r.cadence_ms.iter().any(|&ms| !(20..=10_000).contains(&ms))
+        {
+            return Err(invalid(
+                "ringtone.cadence_ms",
+                "an even number of sound/silence steps, each 20..=10000 ms".into(),
+            ));
+        }
+        if let Some(f) = &r.file
+            && !f.exists()
+        {
+            return Err(invalid(
+                "ringtone.file",
+                format!("{} does not exist", f.display()),
             ));
         }
         let m = &self.media;
@@ -543,6 +709,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("hub.url") && err.contains("http://"), "{err}");
+    }
+
+    #[test]
+    fn call_policies_and_schedule_parse() {
+        let c = parse(&format!(
+            "{MINIMAL}[call]\nanswer = \"auto_after\"\nanswer_after_secs = 3\n\
+             auto_answer_from = [\"grandma\"]\nspeed_dial = \"grandma\"\n\
+             dnd_schedule = \"22:00-07:30\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.call.answer, AnswerPolicy::AutoAfter);
+        assert_eq!(c.call.answer_after_secs, 3);
+        let sched = DndSchedule::parse(c.call.dnd_schedule.as_deref().unwrap()).unwrap();
+        assert!(sched.contains(23 * 60) && sched.contains(0) && sched.contains(7 * 60 + 29));
+        assert!(!sched.contains(7 * 60 + 30) && !sched.contains(12 * 60));
+        let day = DndSchedule::parse("09:00-17:00").unwrap();
+        assert!(day.contains(9 * 60) && !day.contains(17 * 60) && !day.contains(8 * 60));
+        for bad in ["22:00", "25:00-07:00", "07:00-07:00", "aa:bb-cc:dd"] {
+            assert!(DndSchedule::parse(bad).is_none(), "{bad}");
+        }
+        let err = parse(&format!("{MINIMAL}[call]\ndnd_schedule = \"10pm-7am\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("call.dnd_schedule") && err.contains("HH:MM-HH:MM"), "{err}");
+        let err = parse(&format!("{MINIMAL}[call]\nanswer = \"sometimes\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("manual") && err.contains("auto_after") && err.contains("muted"), "{err}");
     }
 
     #[test]

@@ -71,6 +71,7 @@ fn box_media_reaches_a_python_participant_and_back() {
     engine.send(MediaCommand::Start {
         call_id: "c-smoke".into(),
         join,
+        mic_muted: false,
     });
 
     let caller_token = lk.token(room, "caller");

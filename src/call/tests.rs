@@ -3,16 +3,20 @@
 use super::*;
 use callbox_protocol::CallType;
 
-const LIMITS: Limits = Limits {
-    media_start_timeout: Duration::from_secs(20),
-};
+fn settings() -> Settings {
+    Settings {
+        media_start_timeout: Duration::from_secs(20),
+        ..Settings::default()
+    }
+}
 
 fn call(id: &str) -> CallInfo {
     CallInfo {
         call_id: id.into(),
         invitation_id: format!("inv-{id}"),
         room_name: format!("room-{id}"),
-        inviter: "alice".into(),
+        peer: "alice".into(),
+        direction: Direction::Incoming,
     }
 }
 
@@ -52,7 +56,7 @@ fn state(phase: Phase) -> State {
     State {
         phase,
         hub_online: true,
-        policy: AnswerPolicy::Auto,
+        ..State::new()
     }
 }
 
@@ -108,10 +112,11 @@ fn cases() -> Vec<Case> {
         Effect::StartMedia {
             call_id: "c1".into(),
             join: join("c1"),
+            mic_muted: false,
         },
         Effect::SetTimer {
             timer: Timer::MediaStart,
-            after: LIMITS.media_start_timeout,
+            after: settings().media_start_timeout,
         },
     ];
     vec![
@@ -411,7 +416,7 @@ fn cases() -> Vec<Case> {
 #[test]
 fn every_transition() {
     for case in cases() {
-        let (next, effects) = step(state(case.from.clone()), case.event.clone(), t0(), &LIMITS);
+        let (next, effects) = step(state(case.from.clone()), case.event.clone(), t0(), &settings());
         assert_eq!(next.phase, case.to, "{}: phase", case.name);
         assert_eq!(effects, case.effects, "{}: effects", case.name);
         assert!(next.hub_online, "{}: hub state untouched", case.name);
@@ -428,7 +433,7 @@ fn hub_connection_is_tracked_without_touching_the_call() {
         state(in_call.clone()),
         Event::HubDisconnected,
         t0(),
-        &LIMITS,
+        &settings(),
     );
     assert!(!s.hub_online);
     assert_eq!(
@@ -436,7 +441,7 @@ fn hub_connection_is_tracked_without_touching_the_call() {
         "a hub drop does not end a call: media runs via LiveKit"
     );
     assert!(fx.is_empty());
-    let (s, fx) = step(s, Event::HubConnected, t0(), &LIMITS);
+    let (s, fx) = step(s, Event::HubConnected, t0(), &settings());
     assert!(s.hub_online);
     assert!(fx.is_empty());
 }
@@ -451,14 +456,14 @@ fn answered_at_is_the_time_tokens_arrived() {
             join: join("c1"),
         },
         t,
-        &LIMITS,
+        &settings(),
     );
     assert!(matches!(s.phase, Phase::Joining { answered_at, .. } if answered_at == t));
 }
 
 #[test]
 fn two_calls_in_a_row_go_back_to_idle_each_time() {
-    let mut s = State::new(AnswerPolicy::Auto);
+    let mut s = State::new();
     for id in ["c1", "c2"] {
         let events = [
             invitation(id),
@@ -470,7 +475,7 @@ fn two_calls_in_a_row_go_back_to_idle_each_time() {
             ended(id),
         ];
         for ev in events {
-            s = step(s, ev, t0(), &LIMITS).0;
+            s = step(s, ev, t0(), &settings()).0;
         }
         assert_eq!(s.phase, Phase::Idle, "{id}");
     }

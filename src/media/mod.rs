@@ -242,7 +242,11 @@ pub enum MediaCommand {
         call_id: String,
         /// URL and device tokens.
         join: JoinInfo,
+        /// Start with the microphone muted.
+        mic_muted: bool,
     },
+    /// Mute or unmute the published microphone of the running call.
+    SetMicMuted(bool),
     /// Tear everything down.
     Stop {
         /// The call.
@@ -322,12 +326,16 @@ fn media_thread(
     let mut current: Option<pipeline::Session> = None;
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(MediaCommand::Start { call_id, join }) => {
+            Ok(MediaCommand::Start {
+                call_id,
+                join,
+                mic_muted,
+            }) => {
                 if let Some(s) = current.take() {
                     s.stop();
                 }
                 counters.reset();
-                match pipeline::Session::start(&plan, &call_id, &join, counters.clone()) {
+                match pipeline::Session::start(&plan, &call_id, &join, mic_muted, counters.clone()) {
                     Ok(s) => current = Some(s),
                     Err(e) => {
                         tracing::error!(call_id, error = %e, "media did not start");
@@ -336,6 +344,11 @@ fn media_thread(
                             error: e.to_string(),
                         });
                     }
+                }
+            }
+            Ok(MediaCommand::SetMicMuted(muted)) => {
+                if let Some(s) = current.as_ref() {
+                    s.set_mic_muted(muted);
                 }
             }
             Ok(MediaCommand::Stop { call_id }) => {

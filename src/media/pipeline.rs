@@ -53,6 +53,7 @@ impl Session {
         plan: &MediaPlan,
         call_id: &str,
         join: &JoinInfo,
+        mic_muted: bool,
         counters: Arc<Counters>,
     ) -> Result<Self, MediaError> {
         let (Some(publisher), Some(subscriber)) = (&join.publisher, &join.subscriber) else {
@@ -77,6 +78,7 @@ impl Session {
             started_reported: false,
             failed: false,
         };
+        session.set_mic_muted(mic_muted);
         for which in ["publish", "subscribe"] {
             let p = if which == "publish" {
                 &session.publish
@@ -97,6 +99,15 @@ impl Session {
             "media starting"
         );
         Ok(session)
+    }
+
+    /// Mutes or unmutes the published microphone (the `mic-volume` element): silence
+    /// keeps flowing, so the track stays up and unmuting is instant.
+    pub fn set_mic_muted(&self, muted: bool) {
+        if let Some(v) = self.publish.by_name("mic-volume") {
+            v.set_property("mute", muted);
+            tracing::info!(call_id = %self.call_id, muted, "microphone");
+        }
     }
 
     /// Drains both buses; returns at most one `Started` and one `Failed` per session.
@@ -294,10 +305,18 @@ fn build_publisher(
             e
         }
     };
+    let mic_volume = gst::ElementFactory::make("volume")
+        .name("mic-volume")
+        .build()
+        .map_err(|e| MediaError::Build {
+            which: W,
+            detail: format!("element volume: {e}"),
+        })?;
     let achain = [
         asrc,
         make("audioconvert", W)?,
         make("audioresample", W)?,
+        mic_volume,
         make("queue", W)?,
     ];
     pipeline.add_many(&achain).map_err(build_err(W))?;
@@ -308,7 +327,7 @@ fn build_publisher(
             which: W,
             detail: "livekitwebrtcsink gave no audio pad".into(),
         })?;
-    achain[3]
+    achain[4]
         .static_pad("src")
         .expect("queue has a src pad")
         .link(&apad)

@@ -6,7 +6,8 @@ pub mod ws;
 use std::time::Duration;
 
 use callbox_protocol::{
-    EndRequest, ErrorBody, JoinInfo, RejectReason, RespondAction, RespondRequest,
+    CallType, EndRequest, ErrorBody, InviteRequest, JoinInfo, RejectReason, RespondAction,
+    RespondRequest,
 };
 use reqwest::StatusCode;
 
@@ -167,6 +168,16 @@ impl HubClient {
         self.post("/api/calls/invitations/respond", &body)
             .await
             .map(drop)
+    }
+
+    /// Places a video call to `callee`; returns the box's join tokens.
+    pub async fn invite(&self, callee: &str) -> Result<JoinInfo, SignalingError> {
+        let body = InviteRequest {
+            call_type: CallType::Video,
+            invitees: vec![callee.to_owned()],
+            room_name: None,
+        };
+        self.post_json("/api/calls/invite", &body).await
     }
 
     /// Ends (hangs up) a call.
