@@ -9,9 +9,10 @@ use anyhow::Context;
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::task::JoinHandle;
 
-use crate::call::{self, Effect, Event, Phase, Settings, State, Timer};
-use crate::config::Config;
-use crate::control::{self, Status, StatusSource};
+use crate::call::{self, Direction, Effect, Event, Phase, Settings, State, Timer};
+use crate::config::{Config, DndSchedule};
+use crate::control::{self, Request, Status, StatusSource};
+use crate::gpio::{ButtonEvent, Press};
 use crate::media::{self, MediaCommand, MediaEngine, MediaEvent, MediaPlan, SourceKind};
 use crate::signaling::{HubClient, ws};
 
@@ -108,9 +109,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         state: "idle".into(),
         ..Default::default()
     }));
+    let (requests_tx, mut requests) = mpsc::unbounded_channel::<Request>();
     let source = StatusSource {
         status: status.clone(),
         counters: engine.counters().clone(),
+        leds: Arc::new(serde_json::Map::new),
+        requests: requests_tx,
     };
     let socket = config.control.socket.clone();
     let control_task = tokio::spawn(async move {
@@ -118,6 +122,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tracing::error!(error = %e, "control socket unavailable; `callbox status` will not work");
         }
     });
+
+    // Edge: the daily do-not-disturb window, checked against local time.
+    if let Some(schedule) = config
+        .call
+        .dnd_schedule
+        .as_deref()
+        .and_then(DndSchedule::parse)
+    {
+        let tx = events_tx.clone();
+        tokio::spawn(async move {
+            let mut last = None;
+            let mut tick = tokio::time::interval(Duration::from_secs(20));
+            loop {
+                tick.tick().await;
+                let now = minute_of_day_local();
+                let on = schedule.contains(now);
+                if last != Some(on) {
+                    tracing::info!(on, "do-not-disturb schedule");
+                    last = Some(on);
+                    if tx.send(Event::DndSchedule(on)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
 
     let settings = settings_from(&config);
     let mut state = State::new();
@@ -130,6 +160,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     loop {
         let event = tokio::select! {
             Some(ev) = events.recv() => ev,
+            Some(req) = requests.recv() => match req {
+                Request::Command(c) => Event::Command(c),
+                Request::Press { button, long } => Event::Button(ButtonEvent {
+                    button,
+                    press: if long { Press::Long } else { Press::Short },
+                }),
+            },
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
         };
@@ -196,6 +233,7 @@ fn describe(kind: &SourceKind, test: &str, device: &str) -> String {
 
 fn publish_status(status: &Mutex<Status>, state: &State, calls_answered: u64) {
     let Ok(mut s) = status.lock() else { return };
+    let out = call::outputs(state);
     s.state = state.phase.name().to_owned();
     s.hub_online = state.hub_online;
     s.calls_answered = calls_answered;
@@ -203,12 +241,34 @@ fn publish_status(status: &Mutex<Status>, state: &State, calls_answered: u64) {
     s.call_id = call.map(|c| c.call_id.clone());
     s.room = call.map(|c| c.room_name.clone());
     s.caller = call.map(|c| c.peer.clone());
-    s.call_duration_ms = match &state.phase {
-        Phase::InCall { answered_at, .. }
-        | Phase::Joining { answered_at, .. }
-        | Phase::Rejoining { answered_at, .. } => Some(answered_at.elapsed().as_millis() as u64),
-        _ => None,
-    };
+    s.direction = call.map(|c| match c.direction {
+        Direction::Incoming => "incoming".to_owned(),
+        Direction::Outgoing => "outgoing".to_owned(),
+    });
+    s.call_duration_ms = state
+        .phase
+        .answered_at()
+        .map(|t| t.elapsed().as_millis() as u64);
+    s.dnd = state.dnd();
+    s.mic_muted = state.mic_muted;
+    s.livekit = match state.phase {
+        Phase::InCall { .. } => "connected",
+        Phase::Joining { .. } | Phase::Rejoining { .. } => "connecting",
+        _ => "down",
+    }
+    .to_owned();
+    s.status_light = serde_json::to_value(out.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    s.ringtone = out.ringtone;
+}
+
+/// Minutes since local midnight (0..1440).
+fn minute_of_day_local() -> u16 {
+    use chrono::Timelike;
+    let now = chrono::Local::now();
+    (now.hour() * 60 + now.minute()) as u16
 }
 
 fn execute(

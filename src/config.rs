@@ -732,11 +732,17 @@ mod tests {
         let err = parse(&format!("{MINIMAL}[call]\ndnd_schedule = \"10pm-7am\"\n"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("call.dnd_schedule") && err.contains("HH:MM-HH:MM"), "{err}");
+        assert!(
+            err.contains("call.dnd_schedule") && err.contains("HH:MM-HH:MM"),
+            "{err}"
+        );
         let err = parse(&format!("{MINIMAL}[call]\nanswer = \"sometimes\"\n"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("manual") && err.contains("auto_after") && err.contains("muted"), "{err}");
+        assert!(
+            err.contains("manual") && err.contains("auto_after") && err.contains("muted"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -37,6 +37,20 @@ enum Command {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
+    /// Drive or inspect the running daemon over its control socket:
+    /// status | answer | decline | hangup | mute | unmute | dnd on|off |
+    /// dial <identity> | press <button> [--long]
+    Ctl {
+        /// Config file (to find the control socket).
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Control socket path; overrides the config.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Validate the config file and check that every GStreamer element it needs exists.
     Check {
         /// Config file.
@@ -78,6 +92,26 @@ fn main() -> ExitCode {
                 .build()?;
             let status = rt.block_on(control::query_status(&socket))?;
             println!("{}", serde_json::to_string_pretty(&status)?);
+            Ok(())
+        })(),
+        Command::Ctl {
+            config,
+            socket,
+            args,
+        } => (|| {
+            let line = control::ctl_request(&args).map_err(anyhow::Error::msg)?;
+            let socket = match socket {
+                Some(s) => s,
+                None => load(&config)?.control.socket,
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let answer = rt.block_on(control::request(&socket, &line))?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            if let Some(e) = answer.get("error").and_then(|e| e.as_str()) {
+                anyhow::bail!("{e}");
+            }
             Ok(())
         })(),
         Command::Check { config } => load(&config).and_then(|c| {

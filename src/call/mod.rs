@@ -673,9 +673,7 @@ impl Machine<'_> {
                 }
             }
             // The hub re-sends a ringing invitation after a reconnect: same call.
-            busy if busy.call().is_some_and(|c| c.call_id == call.call_id) => {
-                self.s.phase = busy
-            }
+            busy if busy.call().is_some_and(|c| c.call_id == call.call_id) => self.s.phase = busy,
             busy => {
                 self.s.phase = busy;
                 self.fx.push(Effect::Reject {

@@ -416,7 +416,12 @@ fn cases() -> Vec<Case> {
 #[test]
 fn every_transition() {
     for case in cases() {
-        let (next, effects) = step(state(case.from.clone()), case.event.clone(), t0(), &settings());
+        let (next, effects) = step(
+            state(case.from.clone()),
+            case.event.clone(),
+            t0(),
+            &settings(),
+        );
         assert_eq!(next.phase, case.to, "{}: phase", case.name);
         assert_eq!(effects, case.effects, "{}: effects", case.name);
         assert!(next.hub_online, "{}: hub state untouched", case.name);

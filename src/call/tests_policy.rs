@@ -157,7 +157,10 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "auto_after: the timer answers",
-            events: vec![(0, invite("c1", "alice")), (3000, Event::TimerFired(Timer::AutoAnswer))],
+            events: vec![
+                (0, invite("c1", "alice")),
+                (3000, Event::TimerFired(Timer::AutoAnswer)),
+            ],
             phase: "answering",
             effects: vec![
                 set(Timer::AutoAnswer, 3),
@@ -220,7 +223,12 @@ fn cases() -> Vec<Case> {
             name: "ringing: short press answers",
             events: vec![(0, invite("c1", "alice")), (2000, press(Button::Call))],
             phase: "answering",
-            effects: [vec![set(Timer::Ring, 45)], ring_cancel(), vec![accept("c1")]].concat(),
+            effects: [
+                vec![set(Timer::Ring, 45)],
+                ring_cancel(),
+                vec![accept("c1")],
+            ]
+            .concat(),
             ..ringing(Manual)
         },
         Case {
@@ -249,7 +257,10 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "ringing: ring timeout rejects as no_answer",
-            events: vec![(0, invite("c1", "alice")), (45_000, Event::TimerFired(Timer::Ring))],
+            events: vec![
+                (0, invite("c1", "alice")),
+                (45_000, Event::TimerFired(Timer::Ring)),
+            ],
             phase: "idle",
             effects: [
                 vec![set(Timer::Ring, 45)],
@@ -405,7 +416,12 @@ fn in_call(s: &Settings) -> State {
         &[
             (0, invite("c1", "alice")),
             (10, answered("c1")),
-            (20, Event::MediaStarted { call_id: "c1".into() }),
+            (
+                20,
+                Event::MediaStarted {
+                    call_id: "c1".into(),
+                },
+            ),
         ],
     );
     assert_eq!(st.phase.name(), "in_call");
@@ -460,7 +476,9 @@ fn a_second_invitation_in_a_call_is_busy_and_the_call_button_hangs_up() {
         vec![
             cancel(Timer::MediaStart),
             cancel(Timer::Rejoin),
-            Effect::StopMedia { call_id: "c1".into() },
+            Effect::StopMedia {
+                call_id: "c1".into()
+            },
             Effect::EndCall {
                 call_id: "c1".into(),
                 reason: "hangup".into()
@@ -476,10 +494,13 @@ fn dialled(s: &Settings) -> State {
         online(),
         &[
             (0, press(Button::SpeedDial)),
-            (50, Event::DialSucceeded {
-                callee: "grandma".into(),
-                join: join("out1"),
-            }),
+            (
+                50,
+                Event::DialSucceeded {
+                    callee: "grandma".into(),
+                    join: join("out1"),
+                },
+            ),
         ],
     );
     assert_eq!(
@@ -527,7 +548,10 @@ fn speed_dial_joins_when_the_callee_accepts() {
     let Phase::Joining { call, .. } = &st.phase else {
         panic!("{:?}", st.phase)
     };
-    assert_eq!((call.peer.as_str(), call.direction), ("grandma", Direction::Outgoing));
+    assert_eq!(
+        (call.peer.as_str(), call.direction),
+        ("grandma", Direction::Outgoing)
+    );
     // An invitation while calling out is busy.
     let (_, fx) = run(&s, dialled(&s), &[(100, invite("c9", "bob"))]);
     assert_eq!(fx, vec![reject("c9", RejectReason::Busy)]);
@@ -555,13 +579,21 @@ fn a_failed_call_out_flashes_then_returns_to_idle() {
     ] {
         let (st, fx) = run(&s, dialled(&s), &[(1000, ev)]);
         assert_eq!(st.phase, Phase::Idle, "{name}");
-        assert_eq!(outputs(&st).status, StatusLight::Error, "{name}: distinct flash");
+        assert_eq!(
+            outputs(&st).status,
+            StatusLight::Error,
+            "{name}: distinct flash"
+        );
         assert!(fx.ends_with(&[set(Timer::Notice, 3)]), "{name}: {fx:?}");
         for e in extra {
             assert!(fx.contains(&e), "{name}: {fx:?}");
         }
         let (st, _) = run(&s, st, &[(4000, Event::TimerFired(Timer::Notice))]);
-        assert_eq!(outputs(&st).status, StatusLight::Idle, "{name}: back to idle");
+        assert_eq!(
+            outputs(&st).status,
+            StatusLight::Idle,
+            "{name}: back to idle"
+        );
     }
     // Offline: nothing to dial through.
     let (st, fx) = run(&s, State::new(), &[(0, press(Button::SpeedDial))]);
@@ -573,10 +605,13 @@ fn a_failed_call_out_flashes_then_returns_to_idle() {
         online(),
         &[
             (0, Event::Command(Command::Dial("nobody".into()))),
-            (10, Event::DialFailed {
-                callee: "nobody".into(),
-                error: "404".into(),
-            }),
+            (
+                10,
+                Event::DialFailed {
+                    callee: "nobody".into(),
+                    error: "404".into(),
+                },
+            ),
         ],
     );
     assert_eq!(outputs(&st).status, StatusLight::Error);
@@ -603,10 +638,13 @@ fn hanging_up_an_outgoing_call_cancels_it_even_before_the_hub_answered() {
         &[
             (0, press(Button::SpeedDial)),
             (10, press(Button::Hangup)),
-            (40, Event::DialSucceeded {
-                callee: "grandma".into(),
-                join: join("out2"),
-            }),
+            (
+                40,
+                Event::DialSucceeded {
+                    callee: "grandma".into(),
+                    join: join("out2"),
+                },
+            ),
         ],
     );
     assert_eq!(st.phase, Phase::Idle);
@@ -631,20 +669,33 @@ fn outputs_follow_the_state() {
     assert_eq!(outputs(&dnd).status, StatusLight::Dnd);
     let (ringing, _) = run(&s, online(), &[(0, invite("c1", "alice"))]);
     let o = outputs(&ringing);
-    assert_eq!((o.status, o.ringtone, o.camera_live), (StatusLight::Ringing, true, false));
+    assert_eq!(
+        (o.status, o.ringtone, o.camera_live),
+        (StatusLight::Ringing, true, false)
+    );
     let (answering, _) = run(&s, ringing, &[(10, press(Button::Call))]);
     let o = outputs(&answering);
-    assert_eq!((o.ringtone, o.camera_live), (false, false), "ring stops at the press");
+    assert_eq!(
+        (o.ringtone, o.camera_live),
+        (false, false),
+        "ring stops at the press"
+    );
     let st = in_call(&settings(AnswerPolicy::Auto));
     let o = outputs(&st);
     assert_eq!((o.status, o.camera_live), (StatusLight::InCall, true));
     let (rejoining, _) = run(
         &s,
         st,
-        &[(100, Event::MediaFailed {
-            call_id: "c1".into(),
-            error: "x".into(),
-        })],
+        &[(
+            100,
+            Event::MediaFailed {
+                call_id: "c1".into(),
+                error: "x".into(),
+            },
+        )],
     );
-    assert!(!outputs(&rejoining).camera_live, "privacy LED off while media is down");
+    assert!(
+        !outputs(&rejoining).camera_live,
+        "privacy LED off while media is down"
+    );
 }

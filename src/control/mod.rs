@@ -1,6 +1,10 @@
-//! The local control socket: a unix socket (`[control] socket`) speaking one JSON
-//! line per request. Today it answers `status`; it is how `callbox status`, installers
-//! and tests see what the box is doing. No network exposure.
+//! The local control socket: a unix socket (`[control] socket`, mode 0660, owned by the
+//! service user) speaking one JSON object per line. It is how `callbox ctl`, installers
+//! and tests see and drive the box without a caller: `{"cmd":"status"}`, `answer`,
+//! `decline`, `hangup`, `mute`, `unmute`, `dnd_on`, `dnd_off`,
+//! `{"cmd":"dial","identity":"…"}`, `{"cmd":"press","button":"call","long":false}`.
+//! Commands are handed to the supervisor; the answer `{"ok":true}` means accepted.
+//! No network exposure.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -9,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::call::Command;
+use crate::gpio::Button;
 use crate::media::Counters;
 
 /// Control socket failures.
@@ -60,16 +66,56 @@ pub struct Status {
     pub video_frames_received: u64,
     /// Decoded remote audio buffers during the current or last call.
     pub audio_buffers_received: u64,
-    /// Calls answered since the daemon started.
+    /// Calls answered or placed since the daemon started.
     pub calls_answered: u64,
+    /// `incoming` or `outgoing`, during a call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    /// Do-not-disturb is on (button or schedule).
+    #[serde(default)]
+    pub dnd: bool,
+    /// The microphone is muted.
+    #[serde(default)]
+    pub mic_muted: bool,
+    /// LiveKit media: `down`, `connecting` or `connected`.
+    #[serde(default)]
+    pub livekit: String,
+    /// What the status LED means now (`idle`, `offline`, `ringing`, …).
+    #[serde(default)]
+    pub status_light: String,
+    /// The ringtone is playing.
+    #[serde(default)]
+    pub ringtone: bool,
+    /// Each LED's pattern and whether it is lit right now, e.g.
+    /// `{"status": {"pattern": "cadence:400/200/400/2000", "lit": true}}`.
+    #[serde(default)]
+    pub leds: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Live view of the daemon the control server reads from.
+/// What a client asks the daemon to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// A call command (answer, hang up, mute, DND, dial…).
+    Command(Command),
+    /// Press a button as if by hand (through the GPIO simulation when it is in use).
+    Press {
+        /// Which.
+        button: Button,
+        /// Held past the long-press threshold.
+        long: bool,
+    },
+}
+
+/// Live view of the daemon the control server reads from, and where it sends requests.
 pub struct StatusSource {
     /// Updated by the supervisor after every state-machine step.
     pub status: Arc<Mutex<Status>>,
     /// Live frame counters from the media thread.
     pub counters: Arc<Counters>,
+    /// Live LED states (pattern and lit), filled in by the supervisor's GPIO panel.
+    pub leds: Arc<dyn Fn() -> serde_json::Map<String, serde_json::Value> + Send + Sync>,
+    /// Requests for the supervisor.
+    pub requests: tokio::sync::mpsc::UnboundedSender<Request>,
 }
 
 impl StatusSource {
@@ -79,13 +125,49 @@ impl StatusSource {
         s.video_frames_sent = sent;
         s.video_frames_received = recv;
         s.audio_buffers_received = audio;
+        s.leds = (self.leds)();
         s
     }
 }
 
+/// The wire form of a request.
 #[derive(Debug, Serialize, Deserialize)]
-struct Request {
+struct WireRequest {
     cmd: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    identity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    button: Option<Button>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    long: bool,
+}
+
+const COMMANDS: &str =
+    "status, answer, decline, hangup, mute, unmute, dnd_on, dnd_off, dial, press";
+
+fn parse_request(req: WireRequest) -> Result<Request, String> {
+    let cmd = |c| Ok(Request::Command(c));
+    match req.cmd.as_str() {
+        "answer" => cmd(Command::Answer),
+        "decline" => cmd(Command::Decline),
+        "hangup" => cmd(Command::Hangup),
+        "mute" => cmd(Command::Mute(true)),
+        "unmute" => cmd(Command::Mute(false)),
+        "dnd_on" => cmd(Command::Dnd(true)),
+        "dnd_off" => cmd(Command::Dnd(false)),
+        "dial" => match req.identity.filter(|i| !i.trim().is_empty()) {
+            Some(id) => cmd(Command::Dial(id)),
+            None => Err("dial needs an \"identity\"".into()),
+        },
+        "press" => match req.button {
+            Some(button) => Ok(Request::Press {
+                button,
+                long: req.long,
+            }),
+            None => Err("press needs a \"button\": call, hangup, mute, dnd or speed_dial".into()),
+        },
+        other => Err(format!("unknown command `{other}`; known: {COMMANDS}")),
+    }
 }
 
 /// Binds `path` (replacing a stale socket file, creating the parent directory) and
@@ -131,12 +213,19 @@ async fn handle(stream: UnixStream, source: &StatusSource) -> std::io::Result<()
     let (r, mut w) = stream.into_split();
     let mut lines = BufReader::new(r).lines();
     while let Some(line) = lines.next_line().await? {
-        let answer = match serde_json::from_str::<Request>(&line) {
+        let answer = match serde_json::from_str::<WireRequest>(&line) {
             Ok(req) if req.cmd == "status" => serde_json::to_value(source.snapshot())
                 .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()})),
-            Ok(req) => serde_json::json!({
-                "error": format!("unknown command `{}`; known: status", req.cmd)
-            }),
+            Ok(req) => match parse_request(req) {
+                Ok(r) => {
+                    tracing::info!(request = ?r, "control request");
+                    match source.requests.send(r) {
+                        Ok(()) => serde_json::json!({"ok": true}),
+                        Err(_) => serde_json::json!({"error": "the daemon is shutting down"}),
+                    }
+                }
+                Err(e) => serde_json::json!({ "error": e }),
+            },
             Err(e) => serde_json::json!({
                 "error": format!("bad request (expected {{\"cmd\":\"status\"}}): {e}")
             }),
@@ -146,6 +235,74 @@ async fn handle(stream: UnixStream, source: &StatusSource) -> std::io::Result<()
         w.write_all(text.as_bytes()).await?;
     }
     Ok(())
+}
+
+/// Sends one raw JSON request line and returns the daemon's JSON answer.
+pub async fn request(path: &Path, line: &str) -> Result<serde_json::Value, ControlError> {
+    let stream = UnixStream::connect(path)
+        .await
+        .map_err(|source| ControlError::Connect {
+            path: path.to_owned(),
+            source,
+        })?;
+    let (r, mut w) = stream.into_split();
+    let io = |e: std::io::Error| ControlError::Protocol(e.to_string());
+    w.write_all(format!("{line}\n").as_bytes())
+        .await
+        .map_err(io)?;
+    let answer = BufReader::new(r)
+        .lines()
+        .next_line()
+        .await
+        .map_err(io)?
+        .ok_or_else(|| ControlError::Protocol("no answer".into()))?;
+    serde_json::from_str(&answer).map_err(|e| ControlError::Protocol(format!("{e}: {answer}")))
+}
+
+/// The request line for a `callbox ctl` command and its arguments, e.g.
+/// `["dnd", "on"]` or `["press", "call", "--long"]`.
+pub fn ctl_request(args: &[String]) -> Result<String, String> {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let req = match a.as_slice() {
+        ["status"] => WireRequest::cmd("status"),
+        [c @ ("answer" | "decline" | "hangup" | "mute" | "unmute")] => WireRequest::cmd(c),
+        ["dnd", "on"] => WireRequest::cmd("dnd_on"),
+        ["dnd", "off"] => WireRequest::cmd("dnd_off"),
+        ["dial", id] => WireRequest {
+            identity: Some((*id).to_owned()),
+            ..WireRequest::cmd("dial")
+        },
+        ["press", b, rest @ ..] if rest.is_empty() || rest == ["--long"] => {
+            let button: Button = serde_json::from_value(serde_json::Value::String((*b).into()))
+                .map_err(|_| {
+                    format!("unknown button `{b}`: call, hangup, mute, dnd or speed_dial")
+                })?;
+            WireRequest {
+                button: Some(button),
+                long: !rest.is_empty(),
+                ..WireRequest::cmd("press")
+            }
+        }
+        _ => {
+            return Err(
+                "usage: callbox ctl status|answer|decline|hangup|mute|unmute|dnd on|off|\
+                 dial <identity>|press <button> [--long]"
+                    .into(),
+            );
+        }
+    };
+    serde_json::to_string(&req).map_err(|e| e.to_string())
+}
+
+impl WireRequest {
+    fn cmd(c: &str) -> Self {
+        Self {
+            cmd: c.to_owned(),
+            identity: None,
+            button: None,
+            long: false,
+        }
+    }
 }
 
 /// Asks a running daemon for its status.
@@ -185,9 +342,12 @@ mod tests {
         }));
         let counters = Arc::new(Counters::default());
         counters.video_frames_received.store(42, Ordering::Relaxed);
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let src = StatusSource {
             status: status.clone(),
             counters: counters.clone(),
+            leds: Arc::new(serde_json::Map::new),
+            requests: tx,
         };
         let p = path.clone();
         let server = tokio::spawn(async move { serve(&p, src).await });
@@ -204,6 +364,76 @@ mod tests {
         assert_eq!(got.state, "in_call");
         assert_eq!(got.call_id.as_deref(), Some("c1"));
         assert_eq!(got.video_frames_received, 42);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn ctl_commands_reach_the_supervisor_and_bad_ones_are_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let src = StatusSource {
+            status: Arc::new(Mutex::new(Status::default())),
+            counters: Arc::new(Counters::default()),
+            leds: Arc::new(serde_json::Map::new),
+            requests: tx,
+        };
+        let p = path.clone();
+        let server = tokio::spawn(async move { serve(&p, src).await });
+        let args = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let expect = [
+            ("answer", Request::Command(Command::Answer)),
+            ("dnd on", Request::Command(Command::Dnd(true))),
+            ("unmute", Request::Command(Command::Mute(false))),
+            (
+                "dial grandma",
+                Request::Command(Command::Dial("grandma".into())),
+            ),
+            (
+                "press call --long",
+                Request::Press {
+                    button: Button::Call,
+                    long: true,
+                },
+            ),
+            (
+                "press speed_dial",
+                Request::Press {
+                    button: Button::SpeedDial,
+                    long: false,
+                },
+            ),
+        ];
+        for (line, want) in expect {
+            let req = ctl_request(&args(line)).unwrap();
+            let mut answer = None;
+            for _ in 0..100 {
+                if let Ok(a) = request(&path, &req).await {
+                    answer = Some(a);
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            assert_eq!(answer.unwrap(), serde_json::json!({"ok": true}), "{line}");
+            assert_eq!(rx.recv().await.unwrap(), want, "{line}");
+        }
+        let bad = request(&path, r#"{"cmd":"explode"}"#).await.unwrap();
+        assert!(
+            bad["error"].as_str().unwrap().contains("known: status"),
+            "{bad}"
+        );
+        let bad = request(&path, r#"{"cmd":"dial"}"#).await.unwrap();
+        assert!(bad["error"].as_str().unwrap().contains("identity"), "{bad}");
+        assert!(
+            ctl_request(&args("press elbow"))
+                .unwrap_err()
+                .contains("speed_dial")
+        );
+        assert!(
+            ctl_request(&args("dnd maybe"))
+                .unwrap_err()
+                .contains("usage")
+        );
         server.abort();
     }
 
