@@ -67,7 +67,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
     let (media_tx, mut media_rx) = mpsc::unbounded_channel::<MediaEvent>();
-    let engine = MediaEngine::spawn(plan, media_tx);
+    let engine = MediaEngine::spawn(plan, config.ringtone.clone(), media_tx);
     let hub = HubClient::new(&config.hub, config.credential())?;
 
     // Edge: hub WebSocket → events.

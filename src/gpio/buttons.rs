@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::{Instant, sleep_until};
 
 use super::backend::{Backend, Edge, InputLine, InputSpec};
 use super::{Button, ButtonEvent, GpioError, Press};
@@ -103,7 +103,9 @@ impl PressDetector {
             }
             let long_due = self.level
                 && !self.long_sent
-                && self.pressed_at.is_some_and(|p| p + self.timing.long_press <= d);
+                && self
+                    .pressed_at
+                    .is_some_and(|p| p + self.timing.long_press <= d);
             if long_due {
                 self.long_sent = true;
                 out.push(Press::Long);
@@ -170,7 +172,11 @@ impl Buttons {
             let claim = backend.claim_input(spec, tx)?;
             let initially = claim.is_active().unwrap_or(false);
             if initially {
-                tracing::warn!(button = button.as_str(), line = spec.line, "button is held down at start; ignored until released");
+                tracing::warn!(
+                    button = button.as_str(),
+                    line = spec.line,
+                    "button is held down at start; ignored until released"
+                );
             }
             let task = tokio::spawn(run(*button, claim, rx, timing, initially, out.clone()));
             buttons.tasks.push((*button, spec.line, task));
@@ -181,7 +187,10 @@ impl Buttons {
 
     /// The line of `button`, if wired.
     pub fn line(&self, button: Button) -> Option<u32> {
-        self.tasks.iter().find(|(b, _, _)| *b == button).map(|(_, l, _)| *l)
+        self.tasks
+            .iter()
+            .find(|(b, _, _)| *b == button)
+            .map(|(_, l, _)| *l)
     }
 }
 

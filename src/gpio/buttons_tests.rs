@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::time::{sleep, Instant};
+use tokio::time::{Instant, sleep};
 
 use super::*;
 use crate::gpio::backend::Bias;
@@ -51,7 +51,10 @@ fn run_edges(edges: &[(u64, bool)], until_ms: u64) -> Vec<(u64, Press)> {
 
 #[test]
 fn gpio_detector_short_press_reported_at_release() {
-    assert_eq!(run_edges(&[(0, true), (200, false)], 5000), vec![(200, Press::Short)]);
+    assert_eq!(
+        run_edges(&[(0, true), (200, false)], 5000),
+        vec![(200, Press::Short)]
+    );
 }
 
 #[test]
@@ -71,7 +74,10 @@ fn gpio_detector_bounce_storm_is_one_press() {
 
 #[test]
 fn gpio_detector_tap_shorter_than_debounce_counts_at_window_end() {
-    assert_eq!(run_edges(&[(0, true), (10, false)], 5000), vec![(30, Press::Short)]);
+    assert_eq!(
+        run_edges(&[(0, true), (10, false)], 5000),
+        vec![(30, Press::Short)]
+    );
 }
 
 #[test]
@@ -85,12 +91,18 @@ fn gpio_detector_bounce_ending_in_the_other_level_is_followed() {
 
 #[test]
 fn gpio_detector_long_press_reported_at_threshold_and_release_is_silent() {
-    assert_eq!(run_edges(&[(100, true), (4000, false)], 9000), vec![(1600, Press::Long)]);
+    assert_eq!(
+        run_edges(&[(100, true), (4000, false)], 9000),
+        vec![(1600, Press::Long)]
+    );
 }
 
 #[test]
 fn gpio_detector_release_exactly_at_threshold_is_long() {
-    assert_eq!(run_edges(&[(0, true), (1500, false)], 5000), vec![(1500, Press::Long)]);
+    assert_eq!(
+        run_edges(&[(0, true), (1500, false)], 5000),
+        vec![(1500, Press::Long)]
+    );
     // Also when the edge is processed before the deadline fired.
     let t0 = Instant::now();
     let mut det = PressDetector::new(T, false);
@@ -103,7 +115,10 @@ fn gpio_detector_release_exactly_at_threshold_is_long() {
 
 #[test]
 fn gpio_detector_release_just_before_threshold_is_short() {
-    assert_eq!(run_edges(&[(0, true), (1499, false)], 5000), vec![(1499, Press::Short)]);
+    assert_eq!(
+        run_edges(&[(0, true), (1499, false)], 5000),
+        vec![(1499, Press::Short)]
+    );
 }
 
 #[test]
@@ -111,7 +126,11 @@ fn gpio_detector_button_held_at_start_is_ignored_until_pressed_again() {
     let t0 = Instant::now();
     let mut det = PressDetector::new(T, true);
     let mut out = Vec::new();
-    assert_eq!(det.next_deadline(), None, "no long press for a button held at boot");
+    assert_eq!(
+        det.next_deadline(),
+        None,
+        "no long press for a button held at boot"
+    );
     det.on_edge(false, t0 + ms(3000), &mut out);
     assert!(out.is_empty());
     det.on_edge(true, t0 + ms(3100), &mut out);
@@ -171,7 +190,11 @@ async fn gpio_buttons_bounce_storm_through_sim_is_one_short_press() {
     }
     let got = rx.recv().await.unwrap();
     assert_eq!(got, ev(Button::Call, Press::Short));
-    assert_eq!(Instant::now() - t0, ms(259), "reported at the first release edge");
+    assert_eq!(
+        Instant::now() - t0,
+        ms(259),
+        "reported at the first release edge"
+    );
     sleep(ms(5000)).await;
     assert!(rx.try_recv().is_err(), "nothing else");
 }
@@ -184,11 +207,18 @@ async fn gpio_buttons_long_press_fires_while_held() {
     sim.press(17).unwrap();
     let got = rx.recv().await.unwrap();
     assert_eq!(got, ev(Button::Call, Press::Long));
-    assert_eq!(Instant::now() - t0, ms(1500), "at the threshold, still held");
+    assert_eq!(
+        Instant::now() - t0,
+        ms(1500),
+        "at the threshold, still held"
+    );
     sleep(ms(700)).await;
     sim.release(17).unwrap();
     sleep(ms(5000)).await;
-    assert!(rx.try_recv().is_err(), "release after a long press reports nothing");
+    assert!(
+        rx.try_recv().is_err(),
+        "release after a long press reports nothing"
+    );
 }
 
 #[tokio::test(start_paused = true)]

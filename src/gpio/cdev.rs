@@ -10,15 +10,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use gpiocdev::Request;
 use gpiocdev::line::{EdgeDetection, EdgeKind, Value};
 use gpiocdev::tokio::AsyncRequest;
-use gpiocdev::Request;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::backend::{Backend, Bias, Edge, EdgeClock, InputLine, InputSpec, OutputLine, OutputSpec};
-use super::error::{available_chips, list_chips};
 use super::GpioError;
+use super::backend::{
+    Backend, Bias, Edge, EdgeClock, InputLine, InputSpec, OutputLine, OutputSpec,
+};
+use super::error::{available_chips, list_chips};
 
 /// Linux errno values we give advice for.
 const EBUSY: i32 = 16;
@@ -63,7 +65,8 @@ impl CdevBackend {
 
     /// Check the line exists before asking for it, for a clearer error than `EINVAL`.
     fn check_line(&self, line: u32, role: &str) -> Result<(), GpioError> {
-        let chip = gpiocdev::Chip::from_path(&self.chip).map_err(|e| map_chip_err(&self.chip, &e))?;
+        let chip =
+            gpiocdev::Chip::from_path(&self.chip).map_err(|e| map_chip_err(&self.chip, &e))?;
         let info = chip.info().map_err(|e| map_chip_err(&self.chip, &e))?;
         if line >= info.num_lines {
             return Err(GpioError::NoSuchLine {
@@ -76,7 +79,13 @@ impl CdevBackend {
         Ok(())
     }
 
-    fn map_line_err(&self, e: &gpiocdev::Error, line: u32, role: &str, what: &'static str) -> GpioError {
+    fn map_line_err(
+        &self,
+        e: &gpiocdev::Error,
+        line: u32,
+        role: &str,
+        what: &'static str,
+    ) -> GpioError {
         match errno_of(e) {
             Some(EBUSY) => {
                 let consumer = gpiocdev::Chip::from_path(&self.chip)
@@ -207,7 +216,9 @@ impl Backend for CdevBackend {
             Ok(r) => r,
             Err(e) if matches!(errno_of(&e), Some(EINVAL | EOPNOTSUPP | ENOTSUPP)) => {
                 // Some chips cannot set bias from userspace: fall back, and say what to fit.
-                let r = build(false).map_err(|_| self.map_line_err(&e, spec.line, &spec.role, "requesting input"))?;
+                let r = build(false).map_err(|_| {
+                    self.map_line_err(&e, spec.line, &spec.role, "requesting input")
+                })?;
                 tracing::warn!(
                     chip = %self.chip.display(),
                     line = spec.line,

@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::{Instant, sleep_until};
 
 use super::backend::{Backend, OutputLine, OutputSpec};
 use super::{GpioError, Led, LedPattern};
@@ -69,7 +69,9 @@ pub struct Leds {
 
 impl std::fmt::Debug for Leds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Leds").field("wired", &self.entries.len()).finish()
+        f.debug_struct("Leds")
+            .field("wired", &self.entries.len())
+            .finish()
     }
 }
 
@@ -101,7 +103,12 @@ impl Leds {
                 let out = backend.claim_output(spec)?;
                 entry.line = Some(spec.line);
                 entry.task = Some(tokio::spawn(drive(led, DarkOnDrop(out), rx, shared)));
-                tracing::info!(led = led.as_str(), line = spec.line, active_low = spec.active_low, "LED wired");
+                tracing::info!(
+                    led = led.as_str(),
+                    line = spec.line,
+                    active_low = spec.active_low,
+                    "LED wired"
+                );
             }
             entries.insert(led, entry);
         }
@@ -142,7 +149,9 @@ impl Leds {
     /// When `led`'s current pattern started showing on the line (`None` when unwired or
     /// before its driver first ran).
     pub fn started(&self, led: Led) -> Option<PatternStart> {
-        self.entries.get(&led).and_then(|e| lock(&e.shared).started.clone())
+        self.entries
+            .get(&led)
+            .and_then(|e| lock(&e.shared).started.clone())
     }
 
     /// Every LED's state, in [`Led::ALL`] order.

@@ -5,8 +5,39 @@
 //!
 //! No call logic lives here: buttons become [`ButtonEvent`]s for the call state
 //! machine, and the supervisor tells the LEDs which [`LedPattern`] to show.
+//!
+//! - [`backend`]: the [`Backend`] trait; [`sim`], [`cdev`] and (feature `rpi`) `rpi`
+//!   implement it.
+//! - [`buttons`]: debounce and short/long press, one task per button.
+//! - [`leds`]: one pattern driver task per LED.
+//! - [`config`]: `[gpio]` and the board profiles in `hardware/`; [`pattern`]: patterns as text.
+//! - [`Panel`]: all of it started from a [`GpioConfig`].
 
 use std::time::Duration;
+
+pub mod backend;
+pub mod buttons;
+pub mod cdev;
+pub mod config;
+mod error;
+pub mod leds;
+mod panel;
+pub mod pattern;
+#[cfg(feature = "rpi")]
+pub mod rpi;
+pub mod sim;
+
+pub use backend::{Backend, Bias, Edge, InputLine, InputSpec, OutputLine, OutputSpec};
+pub use buttons::Timing;
+pub use cdev::CdevBackend;
+pub use config::{BackendKind, Board, GpioConfig, GpioPlan};
+pub use error::GpioError;
+pub use leds::{LedState, PatternStart};
+pub use panel::Panel;
+pub use pattern::{LedPatternError, LedPatterns};
+#[cfg(feature = "rpi")]
+pub use rpi::RpiBackend;
+pub use sim::{SimBackend, SimOutput};
 
 /// A physical button, by its role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -24,6 +55,49 @@ pub enum Button {
     SpeedDial,
 }
 
+impl Button {
+    /// Every button, in config order.
+    pub const ALL: [Button; 5] = [
+        Button::Call,
+        Button::Hangup,
+        Button::Mute,
+        Button::Dnd,
+        Button::SpeedDial,
+    ];
+
+    /// The config / command-line spelling: `call`, `hangup`, `mute`, `dnd`, `speed_dial`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Button::Call => "call",
+            Button::Hangup => "hangup",
+            Button::Mute => "mute",
+            Button::Dnd => "dnd",
+            Button::SpeedDial => "speed_dial",
+        }
+    }
+}
+
+impl std::fmt::Display for Button {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Button {
+    type Err = String;
+
+    /// Parses the config spelling; `speed-dial` and `hang-up` are accepted too.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let norm = s.trim().to_ascii_lowercase().replace('-', "_");
+        Button::ALL
+            .into_iter()
+            .find(|b| b.as_str() == norm || (norm == "hang_up" && *b == Button::Hangup))
+            .ok_or_else(|| {
+                format!("unknown button `{s}`; allowed: call, hangup, mute, dnd, speed_dial")
+            })
+    }
+}
+
 /// How long a button was held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,7 +110,7 @@ pub enum Press {
 }
 
 /// A debounced press of a button.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ButtonEvent {
     /// Which button.
     pub button: Button,
@@ -56,7 +130,27 @@ pub enum Led {
     Privacy,
 }
 
-/// What an LED does. Times in ms.
+impl Led {
+    /// Every LED, in config order.
+    pub const ALL: [Led; 3] = [Led::Status, Led::Mute, Led::Privacy];
+
+    /// The config spelling: `status`, `mute`, `privacy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Led::Status => "status",
+            Led::Mute => "mute",
+            Led::Privacy => "privacy",
+        }
+    }
+}
+
+impl std::fmt::Display for Led {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an LED does. Times in ms. As text (config, status): see [`pattern`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LedPattern {
     /// Dark.

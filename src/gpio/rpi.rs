@@ -9,8 +9,10 @@ use rppal::gpio::{Gpio, InputPin, Level, OutputPin, Trigger};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::backend::{Backend, Bias, Edge, EdgeClock, InputLine, InputSpec, OutputLine, OutputSpec};
 use super::GpioError;
+use super::backend::{
+    Backend, Bias, Edge, EdgeClock, InputLine, InputSpec, OutputLine, OutputSpec,
+};
 
 /// Raspberry Pi GPIO by BCM pin number.
 pub struct RpiBackend {

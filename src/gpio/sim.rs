@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::backend::{Backend, Edge, InputLine, InputSpec, OutputLine, OutputSpec};
 use super::GpioError;
+use super::backend::{Backend, Edge, InputLine, InputSpec, OutputLine, OutputSpec};
 
 /// In-process GPIO lines. `Clone` shares them.
 #[derive(Clone, Default)]

@@ -4,22 +4,26 @@
 //! Every pipeline state change happens on that thread, never on a tokio worker: the
 //! gst-plugins-rs WebRTC elements block on their own tokio runtime during state changes
 //! (design §4). The supervisor sends [`MediaCommand`]s and receives [`MediaEvent`]s;
-//! frame counters are shared atomics it can read any time.
+//! frame counters and the ringtone's [`RingtoneStatus`] are shared state it can read
+//! any time. The ringtone is a small pipeline of its own on the same thread
+//! ([`ringtone`]).
 
 mod elements;
 mod pipeline;
+pub mod ringtone;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use callbox_protocol::JoinInfo;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::config::{self, MediaConfig};
+use crate::config::{self, MediaConfig, RingtoneConfig};
 
 pub use elements::package_for;
+pub use ringtone::RingtoneStatus;
 
 /// Why media could not be set up or failed.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +52,7 @@ pub enum MediaError {
     /// Building or linking a pipeline failed.
     #[error("building the {which} pipeline failed: {detail}")]
     Build {
-        /// `publish` or `subscribe`.
+        /// `publish`, `subscribe` or `ringtone`.
         which: &'static str,
         /// What went wrong.
         detail: String,
@@ -56,7 +60,7 @@ pub enum MediaError {
     /// A pipeline refused to start.
     #[error("the {which} pipeline did not start: {detail}")]
     StateChange {
-        /// `publish` or `subscribe`.
+        /// `publish`, `subscribe` or `ringtone`.
         which: &'static str,
         /// What went wrong.
         detail: String,
@@ -252,6 +256,10 @@ pub enum MediaCommand {
         /// The call.
         call_id: String,
     },
+    /// Start (`true`) or stop (`false`) the ringtone; repeating the current state is a
+    /// no-op. A `Start` stops the ringtone too, and `Ringtone(true)` is ignored while
+    /// a call's media runs (they share the speaker).
+    Ringtone(bool),
 }
 
 /// Reports from the media thread.
@@ -276,22 +284,31 @@ pub struct MediaEngine {
     tx: Option<mpsc::Sender<MediaCommand>>,
     thread: Option<std::thread::JoinHandle<()>>,
     counters: Arc<Counters>,
+    ringtone: Arc<RingtoneStatus>,
 }
 
 impl MediaEngine {
-    /// Spawns the media thread. Call [`init`] first.
-    pub fn spawn(plan: MediaPlan, events: UnboundedSender<MediaEvent>) -> Self {
+    /// Spawns the media thread, which plays `ringtone` on `plan`'s audio sink when
+    /// told to. Call [`init`] first.
+    pub fn spawn(
+        plan: MediaPlan,
+        ringtone: RingtoneConfig,
+        events: UnboundedSender<MediaEvent>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
+        let ring_status = Arc::new(RingtoneStatus::default());
         let c = counters.clone();
+        let r = ring_status.clone();
         let thread = std::thread::Builder::new()
             .name("media".into())
-            .spawn(move || media_thread(plan, rx, events, c))
+            .spawn(move || media_thread(plan, ringtone, rx, events, c, r))
             .expect("spawning the media thread");
         Self {
             tx: Some(tx),
             thread: Some(thread),
             counters,
+            ringtone: ring_status,
         }
     }
 
@@ -306,6 +323,11 @@ impl MediaEngine {
     pub fn counters(&self) -> &Arc<Counters> {
         &self.counters
     }
+
+    /// The ringtone's state: playing, start instant (for the LED cadence), buffer counts.
+    pub fn ringtone(&self) -> &Arc<RingtoneStatus> {
+        &self.ringtone
+    }
 }
 
 impl Drop for MediaEngine {
@@ -317,20 +339,33 @@ impl Drop for MediaEngine {
     }
 }
 
+/// How often the media thread polls the buses when nothing else is due.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
 fn media_thread(
     plan: MediaPlan,
+    ringtone: RingtoneConfig,
     rx: mpsc::Receiver<MediaCommand>,
     events: UnboundedSender<MediaEvent>,
     counters: Arc<Counters>,
+    ring_status: Arc<RingtoneStatus>,
 ) {
     let mut current: Option<pipeline::Session> = None;
+    let mut ringer = ringtone::Ringer::new(&plan, ringtone, ring_status);
     loop {
-        match rx.recv_timeout(Duration::from_millis(50)) {
+        // Wake on the ringtone's next cadence boundary when that comes first.
+        let timeout = ringer.next_wake().map_or(POLL_INTERVAL, |at| {
+            at.saturating_duration_since(Instant::now())
+                .min(POLL_INTERVAL)
+        });
+        match rx.recv_timeout(timeout) {
             Ok(MediaCommand::Start {
                 call_id,
                 join,
                 mic_muted,
             }) => {
+                // Normally already off; the speaker must be free for the call.
+                ringer.stop("call media starting");
                 if let Some(s) = current.take() {
                     s.stop();
                 }
@@ -358,15 +393,21 @@ fn media_thread(
                     s.stop();
                 }
             }
+            Ok(MediaCommand::Ringtone(true)) if current.is_some() => {
+                tracing::warn!("not ringing: a call's media is running");
+            }
+            Ok(MediaCommand::Ringtone(on)) => ringer.set(on),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
+        ringer.poll();
         if let Some(s) = current.as_mut() {
             for ev in s.poll() {
                 let _ = events.send(ev);
             }
         }
     }
+    ringer.stop("media thread exiting");
     if let Some(s) = current.take() {
         s.stop();
     }

@@ -1,0 +1,245 @@
+//! The end-to-end test world shared by the e2e test files: livekit-server on loopback,
+//! the hub on a temporary SQLite file, and the `callbox` daemon binary with test sources.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use callbox::control::{Status, query_status};
+use callbox_hub::{HubConfig, LiveKitConfig, PrincipalKind, RunningHub, add_principal};
+use callbox_testkit::{LiveKit, LiveKitOptions, PyPeer, file_tail};
+use serde_json::Value;
+
+/// A running system: LiveKit, hub, and (optionally) the daemon as `box1`.
+pub struct World {
+    pub rt: tokio::runtime::Runtime,
+    pub lk_api: (String, String, String),
+    pub hub: Option<RunningHub>,
+    pub hub_url: String,
+    pub alice: String,
+    pub bob: String,
+    pub grandma: String,
+    pub box_credential: String,
+    pub daemon: Option<Child>,
+    pub daemon_log: PathBuf,
+    pub socket: PathBuf,
+    pub dir: tempfile::TempDir,
+    _lk: LiveKit,
+}
+
+pub const RING_TIMEOUT_SECS: f64 = 4.0;
+/// Long enough for the box's first rejoin (1 s back-off + new pipelines).
+pub const REJOIN_GRACE_SECS: f64 = 6.0;
+
+impl World {
+    pub fn start() -> World {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let hub_addr = listener.local_addr().unwrap();
+        let lk = LiveKit::start(LiveKitOptions {
+            webhook_urls: vec![format!("http://{hub_addr}/livekit/webhook")],
+            ..Default::default()
+        });
+        let db = dir.path().join("hub.sqlite3");
+        let box_credential = add_principal(&db, "box1", PrincipalKind::Device).unwrap();
+        add_principal(&db, "ghost-box", PrincipalKind::Device).unwrap();
+        let bob = add_principal(&db, "bob", PrincipalKind::User).unwrap();
+        let grandma = add_principal(&db, "grandma", PrincipalKind::User).unwrap();
+        let alice = add_principal(&db, "alice", PrincipalKind::User).unwrap();
+        let mut config = HubConfig::new(
+            &db,
+            LiveKitConfig::new(&lk.ws_url, &lk.api_key, &lk.api_secret),
+        );
+        config.ring_timeout_secs = RING_TIMEOUT_SECS;
+        config.rejoin_grace_secs = REJOIN_GRACE_SECS;
+        let hub = rt
+            .block_on(callbox_hub::start_with_listener(config, listener))
+            .unwrap();
+        let socket = dir.path().join("control.sock");
+        World {
+            lk_api: (
+                lk.http_url.clone(),
+                lk.api_key.clone(),
+                lk.api_secret.clone(),
+            ),
+            hub_url: hub.url(),
+            hub: Some(hub),
+            rt,
+            alice,
+            bob,
+            grandma,
+            box_credential,
+            daemon: None,
+            daemon_log: dir.path().join("callbox.log"),
+            socket,
+            dir,
+            _lk: lk,
+        }
+    }
+
+    /// Starts `callbox run` as `box1` with test sources and fake sinks.
+    pub fn start_daemon(&mut self, credential: &str) {
+        self.start_daemon_with(credential, "");
+    }
+
+    /// Like [`World::start_daemon`], with extra TOML appended (e.g. a `[call]` section).
+    pub fn start_daemon_with(&mut self, credential: &str, extra: &str) {
+        let config = self.dir.path().join("callbox.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"[hub]
+url = "{hub}"
+credential = "{credential}"
+reconnect_min_ms = 200
+reconnect_max_ms = 2000
+
+[media]
+video_source = "test"
+audio_source = "test"
+video_sink = "fakesink"
+audio_sink = "fakesink"
+ice_local_addresses = ["127.0.0.1"]
+
+[control]
+socket = "{socket}"
+
+[log]
+level = "info,callbox=debug"
+
+{extra}
+"#,
+                hub = self.hub_url,
+                socket = self.socket.display()
+            ),
+        )
+        .unwrap();
+        let log = File::create(&self.daemon_log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_callbox"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("callbox binary runs");
+        self.daemon = Some(child);
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(&self.daemon_log).unwrap_or_default()
+    }
+
+    pub fn status(&self) -> Option<Status> {
+        self.rt.block_on(query_status(&self.socket)).ok()
+    }
+
+    /// Polls the daemon's status until `pred` holds.
+    pub fn wait_status(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Status) -> bool,
+    ) -> Status {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.status();
+            if let Some(s) = s.as_ref().filter(|s| pred(s)) {
+                return s.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon never reached `{what}` within {timeout:?}; last status: {s:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn dial(&self, callee: &str, extra: &[&str]) -> PyPeer {
+        self.dial_as(&self.alice, callee, extra)
+    }
+
+    /// Dials `callee` with the Python caller, logged in with `credential`.
+    pub fn dial_as(&self, credential: &str, callee: &str, extra: &[&str]) -> PyPeer {
+        let mut args = vec![
+            "dial",
+            "--hub",
+            &self.hub_url,
+            "--credential",
+            credential,
+            "--callee",
+            callee,
+        ];
+        args.extend_from_slice(extra);
+        PyPeer::spawn("caller.py", args)
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        let url = format!("{}{path}", self.hub_url);
+        self.rt.block_on(async {
+            reqwest::Client::new()
+                .get(&url)
+                .bearer_auth(&self.alice)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        })
+    }
+}
+
+impl World {
+    /// Runs `callbox ctl ARGS…` against the daemon and returns its JSON answer.
+    pub fn ctl(&self, args: &[&str]) -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_callbox"))
+            .arg("ctl")
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("callbox ctl runs");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "callbox ctl {args:?}: {e}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            // SIGTERM: the daemon leaves its call and stops media cleanly.
+            let _ = Command::new("kill")
+                .args(["-TERM", &d.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while d.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- tail of the daemon's log ({}) ---\n{}",
+                self.daemon_log.display(),
+                file_tail(&self.daemon_log, 60)
+            );
+        }
+        if let Some(hub) = self.hub.take() {
+            self.rt.block_on(hub.shutdown());
+        }
+    }
+}
