@@ -184,17 +184,20 @@ async fn gpio_buttons_bounce_storm_through_sim_is_one_short_press() {
         sleep(ms(1)).await;
     }
     sleep(ms(250)).await;
+    assert!(rx.try_recv().is_err(), "nothing while held");
     for i in 0..9 {
         sim.set_level(17, i % 2 == 1); // ends released
         sleep(ms(1)).await;
+        if i == 0 {
+            let got = rx.try_recv().unwrap();
+            assert_eq!(
+                got,
+                ev(Button::Call, Press::Short),
+                "at the first release edge"
+            );
+            assert_eq!(Instant::now() - t0, ms(260));
+        }
     }
-    let got = rx.recv().await.unwrap();
-    assert_eq!(got, ev(Button::Call, Press::Short));
-    assert_eq!(
-        Instant::now() - t0,
-        ms(259),
-        "reported at the first release edge"
-    );
     sleep(ms(5000)).await;
     assert!(rx.try_recv().is_err(), "nothing else");
 }

@@ -31,7 +31,7 @@ pub enum GpioError {
     /// The process may not open the chip (or `/dev/gpiomem`).
     #[error(
         "permission denied opening {chip}: add the service user to the gpio group \
-         (e.g. `usermod -aG gpio callbox`) or install the callbox udev rule"
+         (e.g. `usermod -aG gpio callbox`; hardware/README.md has a udev rule for other distributions)"
     )]
     Permission {
         /// The device that could not be opened.

@@ -33,7 +33,7 @@ pub use cdev::CdevBackend;
 pub use config::{BackendKind, Board, GpioConfig, GpioPlan};
 pub use error::GpioError;
 pub use leds::{LedState, PatternStart};
-pub use panel::Panel;
+pub use panel::{Panel, SIM_LONG_EXTRA, SIM_SHORT_HOLD};
 pub use pattern::{LedPatternError, LedPatterns};
 #[cfg(feature = "rpi")]
 pub use rpi::RpiBackend;

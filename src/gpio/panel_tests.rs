@@ -145,3 +145,10 @@ fn gpio_button_names_parse() {
         assert_eq!(b.to_string().parse::<Button>(), Ok(b));
     }
 }
+
+#[test]
+fn gpio_panel_can_be_shared_across_tasks() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<Panel>();
+    shareable::<SimBackend>();
+}

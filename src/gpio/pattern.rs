@@ -86,7 +86,7 @@ impl FromStr for LedPattern {
             },
             "cadence" => {
                 let steps = parse_steps(input, body)?;
-                if steps.len() % 2 != 0 {
+                if !steps.len().is_multiple_of(2) {
                     Err(err(
                         "a cadence needs lit/dark pairs (an even number of steps)",
                     ))

@@ -35,12 +35,13 @@ fn map_err(e: rppal::gpio::Error, line: Option<u32>, role: &str, what: &'static 
             consumer: "another part of callbox".into(),
             role: role.to_string(),
         },
-        E::PinNotAvailable(pin) => GpioError::NoSuchLine {
-            chip: "rpi".into(),
-            line: u32::from(pin),
-            num_lines: 0,
-            role: role.to_string(),
-        },
+        E::PinNotAvailable(pin) => GpioError::config(
+            format!("gpio.{role}.line"),
+            format!(
+                "BCM pin {pin} is not available on this Raspberry Pi; allowed 0..=27 on the \
+                 40-pin header"
+            ),
+        ),
         E::UnknownModel => GpioError::Io {
             chip: "rpi".into(),
             line,

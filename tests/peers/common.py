@@ -298,7 +298,6 @@ async def inbound_video_stats(track: rtc.Track) -> Optional[dict[str, Any]]:
     return None
 
 
-
 @dataclass
 class MediaCounter:
     """Counts decoded frames of every subscribed remote track."""
@@ -526,8 +525,8 @@ async def connect_room(url: str, token: str, counter: MediaCounter, args) -> tup
     # into every video fmtp), libwebrtc recreates the receive stream, and an RTP packet
     # arriving in that window takes the unsignaled-SSRC path ("Could not create default
     # receive stream") which calls SetSink(ssrc, nullptr): the track keeps decoding
-    # (its stats count frames) but no frame reaches any VideoStream again. Seen in ~1
-    # run in 8 of testkit's python_peers test as "2 video frames, then none".
+    # (its stats count frames) but no frame reaches any VideoStream again. Seen in a few
+    # percent of testkit's python_peers runs as "2 video frames, then none".
     room_opts = rtc.RoomOptions(auto_subscribe=True,
                                 single_peer_connection=bool(getattr(args, "single_pc", False)))
     await room.connect(url, token, room_opts)
