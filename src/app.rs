@@ -10,9 +10,10 @@ use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::task::JoinHandle;
 
 use crate::call::{self, Direction, Effect, Event, Phase, Settings, State, Timer};
+use crate::call::{Outputs, StatusLight};
 use crate::config::{Config, DndSchedule};
 use crate::control::{self, Request, Status, StatusSource};
-use crate::gpio::{ButtonEvent, Press};
+use crate::gpio::{Led, LedPattern, LedPatterns, Panel};
 use crate::media::{self, MediaCommand, MediaEngine, MediaEvent, MediaPlan, SourceKind};
 use crate::signaling::{HubClient, ws};
 
@@ -109,11 +110,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         state: "idle".into(),
         ..Default::default()
     }));
+    // Edge: buttons and LEDs.
+    let plan = config.gpio.resolve().context("GPIO set-up failed")?;
+    let (panel, mut buttons) = Panel::start_plan(plan).context("GPIO set-up failed")?;
+    let panel = Arc::new(panel);
+    tracing::info!(gpio = panel.describe(), "buttons and LEDs ready");
+    let tx = events_tx.clone();
+    tokio::spawn(async move {
+        while let Some(b) = buttons.recv().await {
+            tracing::info!(button = %b.button, press = ?b.press, "button");
+            if tx.send(Event::Button(b)).is_err() {
+                return;
+            }
+        }
+    });
+    let patterns = status_patterns(&config);
+
     let (requests_tx, mut requests) = mpsc::unbounded_channel::<Request>();
+    let leds_panel = panel.clone();
     let source = StatusSource {
         status: status.clone(),
         counters: engine.counters().clone(),
-        leds: Arc::new(serde_json::Map::new),
+        leds: Arc::new(move || led_map(&leds_panel)),
         requests: requests_tx,
     };
     let socket = config.control.socket.clone();
@@ -153,6 +171,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut state = State::new();
     let mut timers = Timers::new(events_tx.clone());
     let mut calls_answered = 0u64;
+    let mut last_outputs: Option<Outputs> = None;
+    apply_outputs(&panel, &engine, &patterns, call::outputs(&state), None);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     tracing::info!(hub = hub.base(), "callbox running");
@@ -162,10 +182,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Some(ev) = events.recv() => ev,
             Some(req) = requests.recv() => match req {
                 Request::Command(c) => Event::Command(c),
-                Request::Press { button, long } => Event::Button(ButtonEvent {
-                    button,
-                    press: if long { Press::Long } else { Press::Short },
-                }),
+                Request::Press { button, long } => {
+                    // Through the panel, so the simulated line runs debounce and
+                    // long-press for real; the press comes back as a button event.
+                    let panel = panel.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = panel.press(button, long).await {
+                            tracing::warn!(button = %button, error = %e, "cannot press");
+                        }
+                    });
+                    continue;
+                }
             },
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
@@ -187,6 +214,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
         publish_status(&status, &state, calls_answered);
+        // Outputs first: the ringtone stops before media starts on the same speaker.
+        let out = call::outputs(&state);
+        if last_outputs != Some(out) {
+            apply_outputs(&panel, &engine, &patterns, out, last_outputs);
+            last_outputs = Some(out);
+        }
         for effect in effects {
             execute(effect, &hub, &engine, &mut timers, &events_tx);
         }
@@ -262,6 +295,58 @@ fn publish_status(status: &Mutex<Status>, state: &State, calls_answered: u64) {
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
     s.ringtone = out.ringtone;
+}
+
+/// `[gpio.patterns]`, with the ringing LED following the ringtone's cadence unless a
+/// ringing pattern was configured.
+fn status_patterns(config: &Config) -> LedPatterns {
+    let mut p = config.gpio.patterns.clone();
+    if p.ringing == LedPatterns::default().ringing && config.ringtone.file.is_none() {
+        p.ringing = LedPattern::Cadence(config.ringtone.cadence_ms.clone());
+    }
+    p
+}
+
+/// Shows `out` on the LEDs and speaker, changing only what changed since `before`.
+fn apply_outputs(
+    panel: &Panel,
+    engine: &MediaEngine,
+    patterns: &LedPatterns,
+    out: Outputs,
+    before: Option<Outputs>,
+) {
+    if before.map(|b| b.ringtone) != Some(out.ringtone) {
+        engine.send(MediaCommand::Ringtone(out.ringtone));
+    }
+    let mute_led = panel.led_line(Led::Mute).is_some();
+    let status = match out.status {
+        StatusLight::Offline => &patterns.offline,
+        StatusLight::Idle => &patterns.idle,
+        StatusLight::Dnd => &patterns.dnd,
+        StatusLight::Ringing => &patterns.ringing,
+        StatusLight::Calling => &patterns.calling,
+        StatusLight::InCall => &patterns.in_call,
+        // With a mute LED wired the status LED stays "in call" and the mute LED says it.
+        StatusLight::InCallMuted if mute_led => &patterns.in_call,
+        StatusLight::InCallMuted => &patterns.in_call_muted,
+        StatusLight::Error => &patterns.dial_failed,
+    };
+    panel.set_led(Led::Status, status.clone());
+    let on_off = |on: bool, pattern: &LedPattern| {
+        if on { pattern.clone() } else { LedPattern::Off }
+    };
+    panel.set_led(Led::Mute, on_off(out.muted, &patterns.muted));
+    panel.set_led(Led::Privacy, on_off(out.camera_live, &LedPattern::On));
+}
+
+/// Each wired LED's pattern and level, for `callbox status`.
+fn led_map(panel: &Panel) -> serde_json::Map<String, serde_json::Value> {
+    panel
+        .led_state()
+        .into_iter()
+        .filter(|l| l.wired)
+        .filter_map(|l| Some((l.led.to_string(), serde_json::to_value(&l).ok()?)))
+        .collect()
 }
 
 /// Minutes since local midnight (0..1440).

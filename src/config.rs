@@ -28,6 +28,14 @@ pub enum ConfigError {
         /// What the parser said.
         message: String,
     },
+    /// The `[gpio]` section does not resolve (bad pins, unknown board, …).
+    #[error("config file {path}: {source}")]
+    Gpio {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        source: crate::gpio::GpioError,
+    },
     /// A value parsed but is not usable.
     #[error("config file {path}: key `{key}`: {message}")]
     Invalid {
@@ -55,6 +63,9 @@ pub struct Config {
     /// `[ringtone]`: what plays while the box rings.
     #[serde(default)]
     pub ringtone: RingtoneConfig,
+    /// `[gpio]`: buttons, LEDs, their pins and patterns.
+    #[serde(default)]
+    pub gpio: crate::gpio::GpioConfig,
     /// `[control]`: the local control socket.
     #[serde(default)]
     pub control: ControlConfig,
@@ -539,6 +550,10 @@ impl Config {
                 "must be an identity known to the hub, or left out".into(),
             ));
         }
+        self.gpio.resolve().map_err(|source| ConfigError::Gpio {
+            path: path.to_owned(),
+            source,
+        })?;
         let r = &self.ringtone;
         if !(0.0..=1.0).contains(&r.volume) {
             return Err(invalid(
@@ -741,6 +756,20 @@ mod tests {
             .to_string();
         assert!(
             err.contains("manual") && err.contains("auto_after") && err.contains("muted"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn gpio_mistakes_name_the_file_and_key() {
+        let err = parse(&format!(
+            "{MINIMAL}[gpio]\nbackend = \"cdev\"\n[gpio.buttons.call]\nline = 27\n\
+             [gpio.leds.status]\nline = 27\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("/etc/callbox/callbox.toml") && err.contains("gpio."),
             "{err}"
         );
     }

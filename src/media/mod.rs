@@ -257,8 +257,7 @@ pub enum MediaCommand {
         call_id: String,
     },
     /// Start (`true`) or stop (`false`) the ringtone; repeating the current state is a
-    /// no-op. A `Start` stops the ringtone too, and `Ringtone(true)` is ignored while
-    /// a call's media runs (they share the speaker).
+    /// no-op. A `Start` stops the ringtone too, so the call gets the speaker.
     Ringtone(bool),
 }
 
@@ -393,10 +392,15 @@ fn media_thread(
                     s.stop();
                 }
             }
-            Ok(MediaCommand::Ringtone(true)) if current.is_some() => {
-                tracing::warn!("not ringing: a call's media is running");
+            Ok(MediaCommand::Ringtone(on)) => {
+                if on && current.is_some() {
+                    // Not expected (the supervisor rings only when idle); a stale
+                    // session must not keep the box from ringing. If the speaker is
+                    // busy, the ringtone fails on its own and the call is untouched.
+                    tracing::warn!("ringing while a call's media is still up");
+                }
+                ringer.set(on);
             }
-            Ok(MediaCommand::Ringtone(on)) => ringer.set(on),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
