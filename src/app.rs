@@ -131,6 +131,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let source = StatusSource {
         status: status.clone(),
         counters: engine.counters().clone(),
+        ringtone: engine.ringtone().clone(),
         leds: Arc::new(move || led_map(&leds_panel)),
         requests: requests_tx,
     };
@@ -339,13 +340,20 @@ fn apply_outputs(
     panel.set_led(Led::Privacy, on_off(out.camera_live, &LedPattern::On));
 }
 
-/// Each wired LED's pattern and level, for `callbox status`.
+/// Each wired LED's pattern, level and when the pattern started (ms since the Unix
+/// epoch), for `callbox status`.
 fn led_map(panel: &Panel) -> serde_json::Map<String, serde_json::Value> {
     panel
         .led_state()
         .into_iter()
         .filter(|l| l.wired)
-        .filter_map(|l| Some((l.led.to_string(), serde_json::to_value(&l).ok()?)))
+        .filter_map(|l| {
+            let mut v = serde_json::to_value(&l).ok()?;
+            if let (Some(obj), Some(start)) = (v.as_object_mut(), panel.led_started(l.led)) {
+                obj.insert("started_unix_ms".into(), start.unix_ms.into());
+            }
+            Some((l.led.to_string(), v))
+        })
         .collect()
 }
 

@@ -61,9 +61,20 @@ fn manual_policy_rings_until_the_call_button_is_pressed() {
     let w = world_with("[call]\nanswer = \"manual\"\n");
     let caller = w.dial("box1", &KEEP);
     let s = w.wait_status("ringing", Duration::from_secs(20), |s| s.state == "ringing");
-    assert!(s.ringtone, "the ringtone plays while ringing");
     assert_eq!(s.status_light, "ringing");
     assert_eq!(s.caller.as_deref(), Some("alice"));
+    assert_eq!(
+        s.leds["status"]["pattern"], "cadence:400/200/400/2000",
+        "the status LED rings in step with the ringtone's cadence: {:?}",
+        s.leds
+    );
+    assert_eq!(
+        s.leds["privacy"]["pattern"], "off",
+        "camera not published while ringing"
+    );
+    w.wait_status("ringtone audible", Duration::from_secs(5), |s| {
+        s.ringtone_playing && s.ringtone_audible_buffers > 10
+    });
 
     // A person takes two seconds to get to the box.
     std::thread::sleep(Duration::from_secs(2));
@@ -86,10 +97,24 @@ fn manual_policy_rings_until_the_call_button_is_pressed() {
     let s = w.wait_status("in call", Duration::from_secs(30), |s| {
         s.state == "in_call" && s.video_frames_received >= 30
     });
-    assert!(!s.ringtone, "the ring stopped at the press");
+    assert!(
+        !s.ringtone && !s.ringtone_playing,
+        "the ring stopped at the press"
+    );
     assert_eq!(s.status_light, "in_call");
+    assert_eq!(s.leds["status"]["pattern"], "on");
+    assert_eq!(
+        s.leds["privacy"]["pattern"], "on",
+        "privacy LED on while publishing"
+    );
+    assert_eq!(s.leds["privacy"]["lit"], true);
     println!("manual: invite → caller's first frame {since_invite} ms (press after ~2000 ms)");
     hang_up(&w, caller);
+    let s = w.status().unwrap();
+    assert_eq!(
+        s.leds["privacy"]["lit"], false,
+        "privacy LED off after the call"
+    );
 }
 
 #[test]

@@ -15,7 +15,7 @@ use tokio::net::{UnixListener, UnixStream};
 
 use crate::call::Command;
 use crate::gpio::Button;
-use crate::media::Counters;
+use crate::media::{Counters, RingtoneStatus};
 
 /// Control socket failures.
 #[derive(Debug, thiserror::Error)]
@@ -83,9 +83,15 @@ pub struct Status {
     /// What the status LED means now (`idle`, `offline`, `ringing`, …).
     #[serde(default)]
     pub status_light: String,
-    /// The ringtone is playing.
+    /// The call state wants the ringtone.
     #[serde(default)]
     pub ringtone: bool,
+    /// The ringtone pipeline is actually playing (from the media thread).
+    #[serde(default)]
+    pub ringtone_playing: bool,
+    /// Buffers with sound the ringtone delivered to the speaker since it started.
+    #[serde(default)]
+    pub ringtone_audible_buffers: u64,
     /// Each LED's pattern and whether it is lit right now, e.g.
     /// `{"status": {"pattern": "cadence:400/200/400/2000", "lit": true}}`.
     #[serde(default)]
@@ -112,6 +118,8 @@ pub struct StatusSource {
     pub status: Arc<Mutex<Status>>,
     /// Live frame counters from the media thread.
     pub counters: Arc<Counters>,
+    /// The ringtone's live state from the media thread.
+    pub ringtone: Arc<RingtoneStatus>,
     /// Live LED states (pattern and lit), filled in by the supervisor's GPIO panel.
     pub leds: Arc<dyn Fn() -> serde_json::Map<String, serde_json::Value> + Send + Sync>,
     /// Requests for the supervisor.
@@ -126,6 +134,8 @@ impl StatusSource {
         s.video_frames_received = recv;
         s.audio_buffers_received = audio;
         s.leds = (self.leds)();
+        s.ringtone_playing = self.ringtone.is_playing();
+        s.ringtone_audible_buffers = self.ringtone.audible_buffers();
         s
     }
 }
@@ -346,6 +356,7 @@ mod tests {
         let src = StatusSource {
             status: status.clone(),
             counters: counters.clone(),
+            ringtone: Arc::new(RingtoneStatus::default()),
             leds: Arc::new(serde_json::Map::new),
             requests: tx,
         };
@@ -375,6 +386,7 @@ mod tests {
         let src = StatusSource {
             status: Arc::new(Mutex::new(Status::default())),
             counters: Arc::new(Counters::default()),
+            ringtone: Arc::new(RingtoneStatus::default()),
             leds: Arc::new(serde_json::Map::new),
             requests: tx,
         };
