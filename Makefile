@@ -20,6 +20,10 @@ test: setup
 demo: build
 	$(CARGO) run -q -p callbox-testkit --bin callbox-demo -- --bin-dir target/debug
 
+# Benchmarks print numbers (release build); they assert nothing.
+bench: setup
+	$(CARGO) bench --bench ring_latency
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
