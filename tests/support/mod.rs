@@ -30,7 +30,7 @@ pub struct World {
     _lk: LiveKit,
 }
 
-pub const RING_TIMEOUT_SECS: f64 = 4.0;
+pub const RING_TIMEOUT_SECS: f64 = 8.0;
 /// Long enough for the box's first rejoin (1 s back-off + new pipelines).
 pub const REJOIN_GRACE_SECS: f64 = 6.0;
 
