@@ -317,22 +317,9 @@ impl WireRequest {
 
 /// Asks a running daemon for its status.
 pub async fn query_status(path: &Path) -> Result<Status, ControlError> {
-    let stream = UnixStream::connect(path)
-        .await
-        .map_err(|source| ControlError::Connect {
-            path: path.to_owned(),
-            source,
-        })?;
-    let (r, mut w) = stream.into_split();
-    let io = |e: std::io::Error| ControlError::Protocol(e.to_string());
-    w.write_all(b"{\"cmd\":\"status\"}\n").await.map_err(io)?;
-    let line = BufReader::new(r)
-        .lines()
-        .next_line()
-        .await
-        .map_err(io)?
-        .ok_or_else(|| ControlError::Protocol("no answer".into()))?;
-    serde_json::from_str(&line).map_err(|e| ControlError::Protocol(format!("{e}: {line}")))
+    let answer = request(path, r#"{"cmd":"status"}"#).await?;
+    serde_json::from_value(answer.clone())
+        .map_err(|e| ControlError::Protocol(format!("{e}: {answer}")))
 }
 
 #[cfg(test)]

@@ -161,7 +161,8 @@ impl Session {
     }
 }
 
-fn first_error(p: &gst::Pipeline) -> Option<String> {
+/// The first error message waiting on `p`'s bus, with its debug detail.
+pub(super) fn first_error(p: &gst::Pipeline) -> Option<String> {
     let bus = p.bus()?;
     while let Some(msg) = bus.pop() {
         if let gst::MessageView::Error(err) = msg.view() {

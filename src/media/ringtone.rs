@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
+use super::pipeline::first_error;
 use super::{MediaError, MediaPlan};
 use crate::config::RingtoneConfig;
 
@@ -514,20 +515,6 @@ fn require(names: &[&str]) -> Result<(), MediaError> {
         }
     }
     Ok(())
-}
-
-fn first_error(p: &gst::Pipeline) -> Option<String> {
-    let bus = p.bus()?;
-    while let Some(msg) = bus.pop() {
-        if let gst::MessageView::Error(err) = msg.view() {
-            return Some(format!(
-                "{} ({})",
-                err.error(),
-                err.debug().map(|d| d.to_string()).unwrap_or_default()
-            ));
-        }
-    }
-    None
 }
 
 #[cfg(test)]
