@@ -313,12 +313,7 @@ impl Call {
         if self.status.is_final() {
             return Ok(Effects::default());
         }
-        let mut events: Vec<(String, ServerEvent)> = self
-            .invitations
-            .iter()
-            .filter(|i| i.status == InvitationStatus::Pending)
-            .map(|i| (i.identity.clone(), self.cancelled_event()))
-            .collect();
+        let mut events = self.pending_cancellations();
         if self.status == CallStatus::Connected {
             let reason = reason.unwrap_or("hangup").to_owned();
             let mut others: Vec<&str> = vec![self.inviter.as_str()];
@@ -360,6 +355,15 @@ impl Call {
         })
     }
 
+    /// `call_cancelled` for every invitee still ringing, as (identity, event).
+    fn pending_cancellations(&self) -> Vec<(String, ServerEvent)> {
+        self.invitations
+            .iter()
+            .filter(|i| i.status == InvitationStatus::Pending)
+            .map(|i| (i.identity.clone(), self.cancelled_event()))
+            .collect()
+    }
+
     /// The ring timer fired. Ringing → pending invitations `missed`, call `missed`
     /// (end reason `no_answer`): pending invitees get `call_cancelled`, the inviter gets
     /// `call_ended {reason: "missed"}`. Connected → only the still-pending invitations
@@ -368,12 +372,7 @@ impl Call {
         if !matches!(self.status, CallStatus::Ringing | CallStatus::Connected) {
             return Effects::default();
         }
-        let mut events: Vec<(String, ServerEvent)> = self
-            .invitations
-            .iter()
-            .filter(|i| i.status == InvitationStatus::Pending)
-            .map(|i| (i.identity.clone(), self.cancelled_event()))
-            .collect();
+        let mut events = self.pending_cancellations();
         if self.status == CallStatus::Ringing {
             events.push((
                 self.inviter.clone(),

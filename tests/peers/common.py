@@ -35,6 +35,18 @@ VIDEO_CODECS = {
 }
 
 
+
+async def cancel_tasks(tasks: list) -> None:
+    """Cancel `tasks`, wait for each to finish, and empty the list."""
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        try:
+            await t
+        except (asyncio.CancelledError, Exception):
+            pass
+    tasks.clear()
+
 def now_ms() -> int:
     """Milliseconds since the script started."""
     return int((time.monotonic() - T0) * 1000)
@@ -201,14 +213,7 @@ class MediaPublisher:
             self._tasks.append(asyncio.create_task(self._run_video(source)))
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
-        self._tasks.clear()
+        await cancel_tasks(self._tasks)
         for s in self._sources:
             try:
                 await s.aclose()
@@ -422,14 +427,7 @@ class MediaCounter:
         }
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
-        self._tasks.clear()
+        await cancel_tasks(self._tasks)
 
 
 # --- stdin commands -------------------------------------------------------------------
