@@ -1,10 +1,14 @@
 # callbox: the two commands of the README's Quick start, and helpers.
 #   make demo   set up, then run a whole call on this machine
 #   make test   set up, then run every test
+#   make deb    Debian packages for this machine (target/debian/*.deb)
+#   make deb-check   install them into a clean bookworm with apt and check them
+#   make deb-arm64   cross-build the arm64 packages, run the binaries under qemu-aarch64
+#   make yocto-check static checks of yocto/meta-callbox
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build test demo lint fmt bench clean-demo
+.PHONY: setup build test demo lint fmt bench clean-demo deb deb-check deb-arm64 yocto-check
 
 setup:
 	bash scripts/setup.sh
@@ -33,3 +37,9 @@ fmt:
 
 clean-demo:
 	rm -rf .demo
+
+deb: setup
+	bash scripts/deb.sh
+
+deb-check: deb
+	bash scripts/deb-check.sh

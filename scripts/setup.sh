@@ -6,7 +6,8 @@
 #   2. livekit-server, built with `go install` into a per-user cache folder keyed
 #      by version ($CALLBOX_CACHE/livekit-server-<ver>/livekit-server), so a fresh
 #      clone does not rebuild it.
-#   3. A Python virtual environment with the LiveKit Python SDK (the test caller),
+#   3. cargo-deb, for `make deb`, cached the same way.
+#   4. A Python virtual environment with the LiveKit Python SDK (the test caller),
 #      keyed by the hash of tests/peers/requirements.txt.
 #
 # Prints nothing but progress; safe to run any number of times.
@@ -26,6 +27,8 @@ debs=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-libav gstreamer1.0-alsa
   gstreamer1.0-tools libasound2-dev libudev-dev libssl-dev python3-venv
+  # make deb-check: a clean Debian to install the packages into; systemd-analyze.
+  mmdebstrap systemd
 )
 missing=()
 for p in "${debs[@]}"; do
@@ -50,7 +53,14 @@ if [ ! -x "$LIVEKIT_SERVER" ]; then
   rmdir "$tmp"
 fi
 
-# --- 3. Python test caller ---------------------------------------------------
+# --- 3. cargo-deb (make deb) --------------------------------------------------
+if [ ! -x "$CARGO_DEB" ]; then
+  log "installing cargo-deb $CARGO_DEB_VERSION into $(dirname "$(dirname "$CARGO_DEB")") (once)"
+  cargo install --quiet --locked --version "$CARGO_DEB_VERSION" \
+    --root "$(dirname "$(dirname "$CARGO_DEB")")" cargo-deb
+fi
+
+# --- 4. Python test caller ---------------------------------------------------
 if [ ! -x "$CALLBOX_VENV/bin/python" ] || [ ! -f "$CALLBOX_VENV/.complete" ]; then
   log "creating Python venv with the LiveKit SDK at $CALLBOX_VENV"
   rm -rf "$CALLBOX_VENV"

@@ -15,6 +15,7 @@ use crate::config::{Config, DndSchedule};
 use crate::control::{self, Request, Status, StatusSource};
 use crate::gpio::{Led, LedPattern, LedPatterns, Panel};
 use crate::media::{self, MediaCommand, MediaEngine, MediaEvent, MediaPlan, SourceKind};
+use crate::service::Notifier;
 use crate::signaling::{HubClient, ws};
 
 /// Timers requested by the state machine, as tokio tasks that send
@@ -52,8 +53,11 @@ impl Timers {
     }
 }
 
-/// Runs the daemon until SIGINT/SIGTERM.
+/// Runs the daemon until SIGINT/SIGTERM. Under systemd (`Type=notify`) it reports
+/// `READY=1` once media, GPIO and the control socket are up, a `STATUS=` line on every
+/// change, and pings the watchdog from this loop (see [`crate::service`]).
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let mut notifier = Notifier::from_env();
     let plan = MediaPlan::resolve(&config.media);
     tracing::info!(
         video_source = %describe(&plan.video_source, "videotestsrc", "v4l2src"),
@@ -135,12 +139,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         leds: Arc::new(move || led_map(&leds_panel)),
         requests: requests_tx,
     };
-    let socket = config.control.socket.clone();
-    let control_task = tokio::spawn(async move {
-        if let Err(e) = control::serve(&socket, source).await {
+    // Bound before READY=1, so `callbox status` works as soon as systemd says started.
+    let control_task = match control::bind(&config.control.socket) {
+        Ok(listener) => tokio::spawn(async move {
+            if let Err(e) = control::serve_on(listener, source).await {
+                tracing::error!(error = %e, "control socket failed; `callbox status` will not work");
+            }
+        }),
+        Err(e) => {
             tracing::error!(error = %e, "control socket unavailable; `callbox status` will not work");
+            tokio::spawn(async {})
         }
-    });
+    };
 
     // Edge: the daily do-not-disturb window, checked against local time.
     if let Some(schedule) = config
@@ -177,9 +187,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     tracing::info!(hub = hub.base(), "callbox running");
+    notifier.ready(&call::status_line(&state));
+    let mut watchdog = notifier.watchdog_tick();
+    if let Some(period) = notifier.watchdog_period() {
+        tracing::info!(period_ms = period.as_millis() as u64, "systemd watchdog on");
+    }
 
     loop {
         let event = tokio::select! {
+            // The watchdog is fed here and only here: if this loop hangs, the pings stop.
+            _ = watchdog.tick() => {
+                notifier.ping();
+                continue;
+            }
             Some(ev) = events.recv() => ev,
             Some(req) = requests.recv() => match req {
                 Request::Command(c) => Event::Command(c),
@@ -198,6 +218,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
         };
+        // Tests wedge the loop here (`FAILPOINTS=supervisor-event=sleep(…)`) to prove
+        // that a hung supervisor stops the watchdog pings.
+        if matches!(event, Event::Command(_)) {
+            fail::fail_point!("supervisor-event");
+        }
         let before = state.phase.name();
         let (next, effects) = call::step(state, event, Instant::now(), &settings);
         state = next;
@@ -215,6 +240,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
         publish_status(&status, &state, calls_answered);
+        notifier.status(&call::status_line(&state));
         // Outputs first: the ringtone stops before media starts on the same speaker.
         let out = call::outputs(&state);
         if last_outputs != Some(out) {
@@ -227,6 +253,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     tracing::info!("shutting down");
+    notifier.stopping(&match state.phase.call() {
+        Some(c) => format!("stopping: hanging up the call with {}", c.peer),
+        None => "stopping".to_owned(),
+    });
     if let Some(call) = state.phase.call() {
         // Leave cleanly so the caller sees the call end rather than a frozen picture.
         let _ = tokio::time::timeout(

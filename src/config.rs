@@ -503,6 +503,17 @@ impl Config {
                         .into(),
                 ));
             }
+            // The example file's placeholder, as installed by the package: say what to do
+            // instead of retrying a credential that cannot work.
+            Some(c) if c.starts_with("replace-with-") => {
+                return Err(invalid(
+                    "hub.credential",
+                    "still the example's placeholder: set it to the device credential \
+                     printed by `callbox-hub add-device --identity <name>`, then \
+                     `systemctl restart callbox`"
+                        .into(),
+                ));
+            }
             Some(c) if c.chars().any(|ch| ch.is_whitespace() || ch.is_control()) => {
                 return Err(invalid(
                     "hub.credential",

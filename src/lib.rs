@@ -10,4 +10,5 @@ pub mod config;
 pub mod control;
 pub mod gpio;
 pub mod media;
+pub mod service;
 pub mod signaling;

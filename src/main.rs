@@ -7,11 +7,17 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use callbox::config::Config;
+use callbox::config::{Config, ConfigError};
+use callbox::media::MediaError;
 use callbox::{app, control, media};
 
 /// The default config path on a box.
 const DEFAULT_CONFIG: &str = "/etc/callbox/callbox.toml";
+
+/// Exit status for a problem only the installer can fix (a bad config file, a missing
+/// GStreamer package): `EX_CONFIG` from sysexits.h. `callbox.service` has
+/// `RestartPreventExitStatus=78`, so systemd does not restart into the same error.
+const EXIT_CONFIG: u8 = 78;
 
 #[derive(Parser)]
 #[command(name = "callbox", version, about = "Video-call appliance daemon")]
@@ -59,14 +65,36 @@ enum Command {
     },
 }
 
+/// Logs to stderr: plain text without ANSI colour unless stderr is a terminal (journald
+/// and pipes get no escape codes; `NO_COLOR` turns colour off anywhere), and without
+/// our own timestamp under journald (`JOURNAL_STREAM`), which stamps each line itself.
 fn init_logging(level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(colour);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        fmt.without_time().init();
+    } else {
+        fmt.init();
+    }
+}
+
+/// [`EXIT_CONFIG`] for errors a restart cannot fix, 1 for the rest.
+fn exit_status(e: &anyhow::Error) -> u8 {
+    let installer_must_fix = e.chain().any(|c| {
+        c.downcast_ref::<ConfigError>().is_some()
+            || matches!(
+                c.downcast_ref::<MediaError>(),
+                Some(MediaError::MissingElement { .. })
+            )
+    });
+    if installer_must_fix { EXIT_CONFIG } else { 1 }
 }
 
 fn load(path: &Path) -> anyhow::Result<Config> {
@@ -75,6 +103,9 @@ fn load(path: &Path) -> anyhow::Result<Config> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Test builds only: `FAILPOINTS=name=action;…` (the `fail` crate) injects faults.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let result = match cli.command {
         Command::Run { config } => load(&config).and_then(|c| {
             init_logging(&c.log.level);
@@ -132,7 +163,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("callbox: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_status(&e))
         }
     }
 }

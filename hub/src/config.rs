@@ -238,6 +238,27 @@ impl HubConfig {
         Ok(())
     }
 
+    /// Errors unless `[livekit]` holds a real key pair: the example file's
+    /// `replace-with-…` placeholders, as the package installs it, are refused with what
+    /// to do. Checked by `serve` only, so `add-device` works before LiveKit is set up.
+    pub fn require_livekit_keys(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("livekit.api_key", &self.livekit.api_key),
+            ("livekit.api_secret", &self.livekit.api_secret),
+        ] {
+            if value.starts_with("replace-with-") {
+                return Err(ConfigError::Invalid {
+                    path: display_path(self.source.as_deref()),
+                    key,
+                    message: "still the example's placeholder: set the key pair from \
+                              livekit-server's `keys`, then `systemctl restart callbox-hub`"
+                        .to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The ring timeout as a [`Duration`].
     pub fn ring_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.ring_timeout_secs)
@@ -366,6 +387,15 @@ mod tests {
         assert_eq!(example.token_ttl_secs, defaults.token_ttl_secs);
         assert_eq!(example.livekit.url, defaults.livekit.url);
         assert_eq!(example.livekit.api_url, defaults.livekit.api_url);
+        // As installed by the package: add-device works, serve says what to fill in.
+        let err = example.require_livekit_keys().unwrap_err().to_string();
+        assert!(
+            err.contains("hub.example.toml")
+                && err.contains("livekit.api_key")
+                && err.contains("placeholder"),
+            "{err}"
+        );
+        defaults.require_livekit_keys().unwrap();
     }
 
     #[test]

@@ -1,7 +1,10 @@
-//! `callbox-hub` command line: `serve`, `add-device`, `add-user`.
+//! `callbox-hub` command line: `serve`, `add-device`, `add-user`. Under systemd
+//! (`callbox-hub.service`, `Type=notify`) `serve` reports `READY=1` once it listens and
+//! feeds the watchdog from its runtime.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use callbox_hub::{HubConfig, PrincipalKind};
@@ -43,15 +46,27 @@ enum Command {
     },
 }
 
+/// Exit status for errors a restart cannot fix (bad config): `EX_CONFIG`;
+/// `callbox-hub.service` has `RestartPreventExitStatus=78`.
+const EXIT_CONFIG: u8 = 78;
+
 fn main() -> ExitCode {
+    use std::io::IsTerminal;
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    // Plain text into pipes and journald: colour only on a terminal (and not with
+    // NO_COLOR); journald stamps lines itself, so no timestamp under it.
+    let fmt = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+        );
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        fmt.without_time().init();
+    } else {
+        fmt.init();
+    }
     let result = match cli.command {
         Command::Serve { config } => serve(config),
         Command::AddDevice { config, identity } => add(config, &identity, PrincipalKind::Device),
@@ -62,7 +77,14 @@ fn main() -> ExitCode {
         Err(e) => {
             // `{:#}` prints the whole cause chain on one line, without a backtrace.
             eprintln!("callbox-hub: error: {e:#}");
-            ExitCode::FAILURE
+            let config = e.chain().any(|c| {
+                c.downcast_ref::<callbox_hub::ConfigError>().is_some()
+                    || matches!(
+                        c.downcast_ref::<callbox_hub::HubError>(),
+                        Some(callbox_hub::HubError::Config(_))
+                    )
+            });
+            ExitCode::from(if config { EXIT_CONFIG } else { 1 })
         }
     }
 }
@@ -71,6 +93,7 @@ fn add(config: PathBuf, identity: &str, kind: PrincipalKind) -> anyhow::Result<(
     let config = HubConfig::load(&config)?;
     let credential = callbox_hub::add_principal(&config.database, identity, kind)
         .with_context(|| format!("adding {} `{identity}`", kind.as_str()))?;
+    give_to_directory_owner(&config.database)?;
     tracing::info!(
         identity,
         kind = kind.as_str(),
@@ -82,16 +105,61 @@ fn add(config: PathBuf, identity: &str, kind: PrincipalKind) -> anyhow::Result<(
 
 fn serve(config: PathBuf) -> anyhow::Result<()> {
     let config = HubConfig::load(&config)?;
+    config.require_livekit_keys()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(async {
         let hub = callbox_hub::start(config).await?;
+        let _ = sd_notify::notify(
+            false,
+            &[
+                sd_notify::NotifyState::Ready,
+                sd_notify::NotifyState::Status(&format!("listening on {}", hub.addr)),
+            ],
+        );
+        let mut usec = 0;
+        if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
+            // Fed from the runtime: a wedged runtime stops the pings.
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_micros(usec / 2));
+                loop {
+                    tick.tick().await;
+                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                }
+            });
+        }
         wait_for_signal().await?;
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         hub.shutdown().await;
         Ok(())
     })
+}
+
+/// `add-device`/`add-user` run by root beside a service with `DynamicUser=yes`: the
+/// database it created or touched must stay writable by the service, so the database
+/// file takes the owner of its directory (`StateDirectory=`, owned by the dynamic user
+/// once the service has run). Does nothing when not root or when owners already match.
+fn give_to_directory_owner(db: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let dir_meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        let path = PathBuf::from(path);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.uid() == 0 && (meta.uid(), meta.gid()) != (dir_meta.uid(), dir_meta.gid()) {
+            std::os::unix::fs::chown(&path, Some(dir_meta.uid()), Some(dir_meta.gid()))
+                .with_context(|| format!("handing {} to the hub's user", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -44,6 +44,17 @@ fn add_principal_prints_only_the_credential_and_rotates_it() {
 
     let first = run(&["add-device", "--config", config, "--identity", "box1"]);
     assert!(first.status.success(), "{}", stderr(&first));
+    // Into a pipe (journald, a script) the log is plain text: no ANSI colour codes.
+    assert!(
+        stderr(&first).contains("credential issued"),
+        "{}",
+        stderr(&first)
+    );
+    assert!(
+        !stderr(&first).contains('\x1b'),
+        "escape codes in piped stderr: {:?}",
+        stderr(&first)
+    );
     let cred = stdout(&first);
     let lines: Vec<&str> = cred.lines().collect();
     assert_eq!(lines.len(), 1, "exactly one line on stdout: {cred:?}");
@@ -85,12 +96,66 @@ fn config_errors_name_the_file_and_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "127.0.0.1:0", "ring_timeout_sec = 3");
     let out = run(&["serve", "--config", config.to_str().unwrap()]);
-    assert!(!out.status.success());
+    // EX_CONFIG: callbox-hub.service does not restart into the same error.
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
         err.contains(config.to_str().unwrap()) && err.contains("ring_timeout_sec"),
         "{err}"
     );
+}
+
+#[test]
+fn the_example_config_as_installed_registers_devices_but_will_not_serve() {
+    // What the package installs as /etc/callbox-hub/hub.toml, with the database moved.
+    let dir = tempfile::tempdir().unwrap();
+    let example = include_str!("../../config/hub.example.toml").replace(
+        "/var/lib/callbox-hub/hub.sqlite3",
+        dir.path().join("hub.sqlite3").to_str().unwrap(),
+    );
+    let config = dir.path().join("hub.toml");
+    std::fs::write(&config, example).unwrap();
+    let config = config.to_str().unwrap();
+    let add = run(&["add-device", "--config", config, "--identity", "box1"]);
+    assert!(add.status.success(), "{}", stderr(&add));
+    let serve = run(&["serve", "--config", config]);
+    assert_eq!(serve.status.code(), Some(78), "{}", stderr(&serve));
+    assert!(
+        stderr(&serve).contains("livekit.api_key") && stderr(&serve).contains("placeholder"),
+        "{}",
+        stderr(&serve)
+    );
+}
+
+#[test]
+fn add_device_as_root_leaves_the_database_to_the_state_directory_owner() {
+    // callbox-hub.service runs as a DynamicUser owning /var/lib/callbox-hub; an installer
+    // runs add-device as root. The database must stay writable by the service.
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's effective user.
+    if std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(1)
+        != 0
+    {
+        println!("skipped: needs root to hand files to another user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("db");
+    std::fs::create_dir(&state).unwrap();
+    std::os::unix::fs::chown(&state, Some(61234), Some(61234)).unwrap();
+    let config = write_config(dir.path(), "127.0.0.1:0", "");
+    let out = run(&[
+        "add-device",
+        "--config",
+        config.to_str().unwrap(),
+        "--identity",
+        "b",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let meta = std::fs::metadata(state.join("hub.sqlite3")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (61234, 61234));
 }
 
 #[test]

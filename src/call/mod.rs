@@ -23,7 +23,7 @@ mod tests;
 mod tests_policy;
 
 pub use model::*;
-pub use outputs::{Outputs, StatusLight, outputs};
+pub use outputs::{Outputs, StatusLight, outputs, status_line};
 
 /// How many times media is rebuilt with a fresh token after a fault before the call is
 /// given up.

@@ -65,3 +65,33 @@ pub fn outputs(s: &State) -> Outputs {
         camera_live: matches!(s.phase, Phase::Joining { .. } | Phase::InCall { .. }),
     }
 }
+
+/// One line saying what the box is doing, for systemd's `STATUS=` (shown by
+/// `systemctl status callbox`), e.g. `idle, hub online` or `in call with grandma`.
+pub fn status_line(s: &State) -> String {
+    let hub = if s.hub_online {
+        "hub online"
+    } else {
+        "hub offline, retrying"
+    };
+    let peer = |c: &super::CallInfo| c.peer.clone();
+    match &s.phase {
+        Phase::Idle if s.dnd() => format!("idle, do not disturb, {hub}"),
+        Phase::Idle => format!("idle, {hub}"),
+        Phase::Ringing { call } => format!("ringing: call from {}", peer(call)),
+        Phase::Answering { call } => format!("answering {}", peer(call)),
+        Phase::Dialing { callee } => format!("dialling {callee}"),
+        Phase::Calling { call, .. } => format!("calling {}", peer(call)),
+        Phase::Joining { call, .. } => format!("joining call with {}", peer(call)),
+        Phase::InCall { call, .. } if s.mic_muted => {
+            format!("in call with {} (microphone muted)", peer(call))
+        }
+        Phase::InCall { call, .. } => format!("in call with {}", peer(call)),
+        Phase::Rejoining { call, attempt, .. } => {
+            format!(
+                "media lost, rejoining call with {} (attempt {attempt})",
+                peer(call)
+            )
+        }
+    }
+}

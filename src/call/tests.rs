@@ -492,3 +492,50 @@ fn rejoin_delays_back_off() {
     assert_eq!(rejoin_delay(2), Duration::from_secs(2));
     assert_eq!(rejoin_delay(3), Duration::from_secs(4));
 }
+
+#[test]
+fn status_line_says_what_the_box_is_doing_in_words() {
+    let now = Instant::now();
+    let mut offline = state(Phase::Idle);
+    offline.hub_online = false;
+    let mut dnd = state(Phase::Idle);
+    dnd.dnd_manual = true;
+    let mut muted = state(Phase::InCall {
+        call: call("c1"),
+        answered_at: now,
+    });
+    muted.mic_muted = true;
+    for (s, want) in [
+        (state(Phase::Idle), "idle, hub online"),
+        (offline, "idle, hub offline, retrying"),
+        (dnd, "idle, do not disturb, hub online"),
+        (
+            state(Phase::Ringing { call: call("c1") }),
+            "ringing: call from alice",
+        ),
+        (
+            state(Phase::InCall {
+                call: call("c1"),
+                answered_at: now,
+            }),
+            "in call with alice",
+        ),
+        (muted, "in call with alice (microphone muted)"),
+        (
+            state(Phase::Rejoining {
+                call: call("c1"),
+                attempt: 2,
+                answered_at: now,
+            }),
+            "media lost, rejoining call with alice (attempt 2)",
+        ),
+        (
+            state(Phase::Dialing {
+                callee: "grandma".into(),
+            }),
+            "dialling grandma",
+        ),
+    ] {
+        assert_eq!(status_line(&s), want);
+    }
+}

@@ -180,9 +180,17 @@ fn parse_request(req: WireRequest) -> Result<Request, String> {
     }
 }
 
-/// Binds `path` (replacing a stale socket file, creating the parent directory) and
-/// serves requests until the task is dropped.
+/// Binds `path` (replacing a stale socket file, creating the parent directory) with
+/// mode 0660 and serves requests until the task is dropped.
 pub async fn serve(path: &Path, source: StatusSource) -> Result<(), ControlError> {
+    serve_on(bind(path)?, source).await
+}
+
+/// Binds the control socket at `path`: the parent directory is created, a stale socket
+/// file replaced, the mode set to 0660.
+///
+/// Errors: [`ControlError::Bind`] naming the path.
+pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     let bind_err = |source| ControlError::Bind {
         path: path.to_owned(),
         source,
@@ -201,6 +209,11 @@ pub async fn serve(path: &Path, source: StatusSource) -> Result<(), ControlError
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
     }
     tracing::info!(socket = %path.display(), "control socket listening");
+    Ok(listener)
+}
+
+/// Serves requests on a socket from [`bind`] until the task is dropped.
+pub async fn serve_on(listener: UnixListener, source: StatusSource) -> Result<(), ControlError> {
     let source = Arc::new(source);
     loop {
         let (stream, _) = match listener.accept().await {

@@ -154,17 +154,7 @@ async def answer(args: argparse.Namespace) -> int:
             if outcome == "hangup":
                 code = 0 if await session.end_call(call_id, "hangup") else 5
             elif outcome == "disconnected":
-                # The hub usually ends the call by deleting the room: give its
-                # call_ended event a moment to arrive, for the record.
-                end_by = time.monotonic() + 3
-                while time.monotonic() < end_by:
-                    try:
-                        ev = await asyncio.wait_for(hub_events.get(), end_by - time.monotonic())
-                    except asyncio.TimeoutError:
-                        break
-                    if session._hub_event(ev, call_id) is not None:
-                        outcome = ev.get("type")
-                        break
+                outcome = await session.why_disconnected(call_id) or outcome
                 await session.leave()
                 code = 0 if session.media_ok or outcome == "call_ended" else 4
             else:  # leave, timeout, call_ended, call_cancelled, rejected

@@ -142,6 +142,8 @@ async def dial(args: argparse.Namespace) -> int:
             await session.leave()
             code = 6
         else:  # leave, disconnected, call_ended, call_cancelled
+            if outcome == "disconnected":
+                outcome = await session.why_disconnected(call_id) or outcome
             await session.leave()
             code = 0 if (session.media_ok or outcome == "leave") else 4
         return session.summary(outcome, code, callId=call_id)

@@ -637,6 +637,22 @@ class CallSession:
                 return "timeout"
             await asyncio.sleep(0.05)
 
+    async def why_disconnected(self, call_id: Optional[str], wait_s: float = 3.0) -> Optional[str]:
+        """After a `disconnected` outcome: the hub usually ends a call by deleting the
+        room, so its call_ended (or call_cancelled) event may arrive just after the room
+        went away. Waits up to `wait_s` for it, emits it, and returns its type."""
+        if self.hub_events is None:
+            return None
+        end_by = time.monotonic() + wait_s
+        while time.monotonic() < end_by:
+            try:
+                ev = await asyncio.wait_for(self.hub_events.get(), end_by - time.monotonic())
+            except asyncio.TimeoutError:
+                return None
+            if self._hub_event(ev, call_id) is not None:
+                return ev.get("type")
+        return None
+
     def check_media(self) -> bool:
         """Emit media_ok (once) when the thresholds are met and --hold has passed; True
         when it was emitted now."""

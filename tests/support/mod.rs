@@ -90,6 +90,13 @@ impl World {
 
     /// Like [`World::start_daemon`], with extra TOML appended (e.g. a `[call]` section).
     pub fn start_daemon_with(&mut self, credential: &str, extra: &str) {
+        self.start_daemon_env(credential, extra, &[]);
+    }
+
+    /// Like [`World::start_daemon_with`], with extra environment variables. With
+    /// `WATCHDOG_USEC` among them the daemon is started as systemd does, with
+    /// `WATCHDOG_PID` set to its own pid (through `sh -c 'exec …'`).
+    pub fn start_daemon_env(&mut self, credential: &str, extra: &str, env: &[(&str, &str)]) {
         let config = self.dir.path().join("callbox.toml");
         std::fs::write(
             &config,
@@ -121,11 +128,19 @@ level = "info,callbox=debug"
         )
         .unwrap();
         let log = File::create(&self.daemon_log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_callbox"))
+        let bin = env!("CARGO_BIN_EXE_callbox");
+        let mut cmd = if env.iter().any(|(k, _)| *k == "WATCHDOG_USEC") {
+            let mut c = Command::new("sh");
+            c.args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\"", bin]);
+            c
+        } else {
+            Command::new(bin)
+        };
+        let child = cmd
             .args(["run", "--config"])
             .arg(&config)
+            .envs(env.iter().copied())
             .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
