@@ -43,3 +43,7 @@ deb: setup
 
 deb-check: deb
 	bash scripts/deb-check.sh
+
+# Static checks of the Yocto layer: crates in sync with Cargo.lock, oelint-adv, kas schema.
+yocto-check:
+	bash scripts/check-yocto.sh

@@ -42,7 +42,8 @@ mmdebstrap --quiet --variant=minbase --arch="$arch" --mode=root \
   --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
   --setup-hook="sync-in $cache /var/cache/apt/archives/" \
   --customize-hook="copy-in $box $hub packaging/deb/check-installed.sh /root/" \
-  --customize-hook="mkdir -p \"\$1\"/root/upgrade && copy-in $upgrade_dir/callbox_${version}+upgradetest_${arch}.deb /root/upgrade/" \
+  --customize-hook='mkdir -p "$1"/root/upgrade' \
+  --customize-hook="copy-in $upgrade_dir/callbox_${version}+upgradetest_${arch}.deb /root/upgrade/" \
   --customize-hook='chroot "$1" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q /root/'"$(basename "$box") /root/$(basename "$hub")"' >/dev/null' \
   --customize-hook='chroot "$1" sh /root/check-installed.sh' \
   --customize-hook='sed -i "s/^credential = .*/credential = \"kept-across-upgrades\"/" "$1"/etc/callbox/callbox.toml' \

@@ -54,12 +54,7 @@ impl Notifier {
 
     /// `READY=1` with a first status line.
     pub fn ready(&mut self, status: &str) {
-        let status = sanitize(status);
-        self.send(&[
-            sd_notify::NotifyState::Ready,
-            sd_notify::NotifyState::Status(&status),
-        ]);
-        self.last_status = status;
+        self.send_with_status(sd_notify::NotifyState::Ready, status);
     }
 
     /// `STATUS=<line>`, only when it differs from the last one.
@@ -80,11 +75,12 @@ impl Notifier {
 
     /// `STOPPING=1` with a last status line.
     pub fn stopping(&mut self, status: &str) {
+        self.send_with_status(sd_notify::NotifyState::Stopping, status);
+    }
+
+    fn send_with_status(&mut self, state: sd_notify::NotifyState, status: &str) {
         let status = sanitize(status);
-        self.send(&[
-            sd_notify::NotifyState::Stopping,
-            sd_notify::NotifyState::Status(&status),
-        ]);
+        self.send(&[state, sd_notify::NotifyState::Status(&status)]);
         self.last_status = status;
     }
 

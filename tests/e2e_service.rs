@@ -180,17 +180,9 @@ fn sigterm_mid_call_hangs_up_so_the_caller_sees_call_ended() {
         s.hub_online && s.state == "idle"
     });
 
-    let caller = w.dial(
-        "box1",
-        &[
-            "--min-video-frames",
-            "30",
-            "--timeout",
-            "60",
-            "--no-hangup",
-            "--watch-hub",
-        ],
-    );
+    // --watch-hub: the caller listens on the hub WebSocket, as a caller app does.
+    let args = "--min-video-frames 30 --timeout 60 --no-hangup --watch-hub";
+    let caller = w.dial("box1", &args.split(' ').collect::<Vec<_>>());
     caller.expect_event("media_ok", Duration::from_secs(60));
     let s = w.wait_status("in call", Duration::from_secs(30), |s| s.state == "in_call");
     notes.wait_for("`in call with alice`", Duration::from_secs(10), |m| {

@@ -55,7 +55,7 @@ verify=$(systemd-analyze verify callbox.service callbox-hub.service 2>&1) \
 [ -z "$verify" ] || fail "systemd-analyze verify complained: $verify"
 say "systemd-analyze verify: clean"
 for u in callbox callbox-hub; do
-  level=$(systemd-analyze security --offline=true "/lib/systemd/system/$u.service" 2>&1 \
+  level=$(systemd-analyze security --offline=true "/usr/lib/systemd/system/$u.service" 2>&1 \
     | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p')
   [ -n "$level" ] || fail "no exposure level for $u.service"
   say "systemd-analyze security $u.service: $level"
