@@ -5,10 +5,11 @@
 #   make deb-check   install them into a clean bookworm with apt and check them
 #   make deb-arm64   cross-build the arm64 packages, run the binaries under qemu-aarch64
 #   make yocto-check static checks of yocto/meta-callbox
+#   make lab    boot the installed package in QEMU on real kernel drivers (lab/README.md)
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build test demo lint fmt bench clean-demo deb deb-check deb-arm64 yocto-check
+.PHONY: setup build test demo lint fmt bench clean-demo deb deb-check deb-arm64 yocto-check lab lab-shell
 
 setup:
 	bash scripts/setup.sh
@@ -47,3 +48,13 @@ deb-check: deb
 # Static checks of the Yocto layer: crates in sync with Cargo.lock, oelint-adv, kas schema.
 yocto-check:
 	bash scripts/check-yocto.sh
+
+# The installed box on real kernel drivers (vivid, snd-aloop, gpio-sim, vkms) in QEMU:
+# builds (cached) the kernel modules and a bookworm root disk with the .deb installed by
+# apt, boots it and runs the checks in lab/checks/. Needs root.
+lab: deb
+	bash lab/lab.sh
+
+# A root console in the lab guest.
+lab-shell:
+	bash lab/boot.sh --shell

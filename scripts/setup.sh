@@ -29,6 +29,8 @@ debs=(
   gstreamer1.0-tools libasound2-dev libudev-dev libssl-dev python3-venv
   # make deb-check: a clean Debian to install the packages into; systemd-analyze.
   mmdebstrap systemd
+  # make lab: QEMU, the initramfs, depmod, objtool's libelf, the port-forward check.
+  qemu-system-x86 busybox-static kmod e2fsprogs libelf1 xz-utils debian-archive-keyring curl
 )
 missing=()
 for p in "${debs[@]}"; do

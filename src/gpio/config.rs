@@ -44,6 +44,8 @@ pub enum Board {
     Rpi5,
     /// Any board with a GPIO chip, lines 0–7 (`hardware/generic.toml`).
     Generic,
+    /// The hardware lab's gpio-sim chip, label `callbox-lab` (`hardware/lab.toml`).
+    Lab,
 }
 
 impl Board {
@@ -54,6 +56,7 @@ impl Board {
             Self::Rpi4 => "rpi4",
             Self::Rpi5 => "rpi5",
             Self::Generic => "generic",
+            Self::Lab => "lab",
         }
     }
 
@@ -63,6 +66,7 @@ impl Board {
             Self::Rpi4 => Some(include_str!("../../hardware/rpi4.toml")),
             Self::Rpi5 => Some(include_str!("../../hardware/rpi5.toml")),
             Self::Generic => Some(include_str!("../../hardware/generic.toml")),
+            Self::Lab => Some(include_str!("../../hardware/lab.toml")),
         }
     }
 
@@ -89,8 +93,9 @@ impl TryFrom<String> for Board {
             "rpi4" => Ok(Self::Rpi4),
             "rpi5" => Ok(Self::Rpi5),
             "generic" => Ok(Self::Generic),
+            "lab" => Ok(Self::Lab),
             other => Err(format!(
-                "unknown board `{other}`; allowed: `rpi4`, `rpi5`, `generic` or \"\" (no profile)"
+                "unknown board `{other}`; allowed: `rpi4`, `rpi5`, `generic`, `lab` or \"\" (no profile)"
             )),
         }
     }
@@ -209,7 +214,7 @@ pub struct GpioConfig {
     /// GPIO chip for `cdev`: a path (`/dev/gpiochip0`), a name (`gpiochip4`) or a label
     /// (`pinctrl-rp1`). Default: the board profile's, else `/dev/gpiochip0`.
     pub chip: Option<String>,
-    /// Board profile: `rpi4`, `rpi5`, `generic` or `""` (none, the default).
+    /// Board profile: `rpi4`, `rpi5`, `generic`, `lab` or `""` (none, the default).
     pub board: Board,
     /// Button debounce, ms (0..=1000). Default 30.
     pub debounce_ms: u64,

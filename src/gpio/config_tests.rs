@@ -60,7 +60,7 @@ fn gpio_config_cdev_without_board_wires_call_and_status_only() {
 
 #[test]
 fn gpio_config_every_board_profile_parses_and_is_consistent() {
-    for board in [Board::Rpi4, Board::Rpi5, Board::Generic] {
+    for board in [Board::Rpi4, Board::Rpi5, Board::Generic, Board::Lab] {
         let profile = board.profile().unwrap().unwrap();
         assert!(!profile.name.is_empty());
         let plan = GpioConfig {
