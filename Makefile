@@ -45,6 +45,13 @@ deb: setup
 deb-check: deb
 	bash scripts/deb-check.sh
 
+# arm64 (Raspberry Pi OS 64-bit): set-up adds the cross toolchain and a cached bookworm
+# arm64 sysroot (~1.1 GB), then cross-build, run both binaries under qemu-aarch64
+# (--version, callbox check, callbox-hub serve) and package target/debian/*_arm64.deb.
+deb-arm64:
+	CALLBOX_ARM64=1 bash scripts/setup.sh
+	bash scripts/cross-arm64.sh --deb
+
 # Static checks of the Yocto layer: crates in sync with Cargo.lock, oelint-adv, kas schema.
 yocto-check:
 	bash scripts/check-yocto.sh

@@ -9,6 +9,8 @@
 #   3. cargo-deb, for `make deb`, cached the same way.
 #   4. A Python virtual environment with the LiveKit Python SDK (the test caller),
 #      keyed by the hash of tests/peers/requirements.txt.
+#   5. With CALLBOX_ARM64=1 (make deb-arm64): the arm64 cross toolchain and sysroot
+#      (scripts/arm64-sysroot.sh).
 #
 # Prints nothing but progress; safe to run any number of times.
 # Environment: CALLBOX_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/callbox).
@@ -69,6 +71,13 @@ if [ ! -x "$CALLBOX_VENV/bin/python" ] || [ ! -f "$CALLBOX_VENV/.complete" ]; th
   python3 -m venv "$CALLBOX_VENV"
   "$CALLBOX_VENV/bin/pip" install -q --disable-pip-version-check -r "$root/tests/peers/requirements.txt"
   touch "$CALLBOX_VENV/.complete"
+fi
+
+# --- 5. arm64 cross-build (make deb-arm64 only: CALLBOX_ARM64=1) ----------------
+# gcc-aarch64-linux-gnu, qemu-user, the Rust target and a cached bookworm arm64 sysroot
+# of the -dev and plugin packages (~1.1 GB), which make test does not need.
+if [ "${CALLBOX_ARM64:-0}" = 1 ]; then
+  bash "$root/scripts/arm64-sysroot.sh" >/dev/null
 fi
 
 log "ready: livekit-server=$LIVEKIT_SERVER python=$CALLBOX_VENV/bin/python"
