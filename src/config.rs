@@ -305,9 +305,15 @@ pub struct MediaConfig {
     /// Default `auto`.
     #[serde(default)]
     pub audio_sink: AudioSink,
-    /// ALSA playback device. Default `default`.
+    /// ALSA playback device (remote audio and the ringtone). Default `default`.
     #[serde(default = "default_alsa")]
     pub audio_output_device: String,
+    /// The DRM driver `kmssink` opens (its `driver-name` property, e.g. `vc4` on a
+    /// Raspberry Pi, `vkms` in the hardware lab). Empty: kmssink probes a built-in list
+    /// of drivers, which in GStreamer 1.22 misses some (vkms: "Could not open DRM
+    /// module (NULL)"). Default empty.
+    #[serde(default)]
+    pub kms_driver: String,
     /// Codec accepted from callers. Default `h264`.
     #[serde(default)]
     pub receive_video_codec: ReceiveVideoCodec,

@@ -367,6 +367,7 @@ fn build_subscriber(
 
     let video_sink = plan.video_sink;
     let audio_sink = plan.audio_sink;
+    let sink_settings = SinkSettings::from_config(&plan.config);
     let counters = counters.clone();
     let weak_pipeline = pipeline.downgrade();
     src.connect_pad_added(move |_, pad| {
@@ -403,6 +404,9 @@ fn build_subscriber(
         if pipeline.add(&bin).is_err() {
             return;
         }
+        if let Some(sink) = bin.by_name(REMOTE_SINK) {
+            sink_settings.apply(&sink);
+        }
         let sinkpad = bin.static_pad("sink").expect("ghost sink pad");
         probe_count(&sinkpad, &counters, pick);
         if let Err(e) = pad.link(&sinkpad) {
@@ -415,10 +419,86 @@ fn build_subscriber(
     Ok(pipeline)
 }
 
+/// The name of the sink element in a playback branch (see [`SinkSettings`]).
+const REMOTE_SINK: &str = "remote-sink";
+
 fn sink_desc(element: &str) -> String {
     match element {
         // Tests and headless boxes: don't throttle, just count.
-        "fakesink" => "fakesink sync=false".into(),
-        other => format!("{other} sync=true"),
+        "fakesink" => format!("fakesink name={REMOTE_SINK} sync=false"),
+        other => format!("{other} name={REMOTE_SINK} sync=true"),
+    }
+}
+
+/// The `[media]` settings of the playback sinks, set as properties (not spliced into a
+/// launch line, so no quoting issue with device names such as `plughw:CARD=Loopback,DEV=0`).
+#[derive(Debug, Clone)]
+struct SinkSettings {
+    /// `alsasink device=`, from `media.audio_output_device`.
+    alsa_device: String,
+    /// `kmssink driver-name=`, from `media.kms_driver`.
+    kms_driver: String,
+}
+
+impl SinkSettings {
+    fn from_config(config: &crate::config::MediaConfig) -> Self {
+        Self {
+            alsa_device: config.audio_output_device.clone(),
+            kms_driver: config.kms_driver.clone(),
+        }
+    }
+
+    fn apply(&self, sink: &gst::Element) {
+        let factory = sink.factory().map(|f| f.name().to_string()).unwrap_or_default();
+        match factory.as_str() {
+            "alsasink" if !self.alsa_device.is_empty() => {
+                sink.set_property("device", &self.alsa_device)
+            }
+            "kmssink" if !self.kms_driver.is_empty() => {
+                sink.set_property("driver-name", &self.kms_driver)
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `media.kms_driver` and `media.audio_output_device` reach the playback sinks: the
+    /// lab's vkms needs `driver-name=vkms`, and the caller's voice must play on the
+    /// configured card, not ALSA's default.
+    #[test]
+    fn sink_settings_reach_the_sink_elements() {
+        gst::init().expect("gstreamer");
+        let config: crate::config::MediaConfig = toml::from_str(
+            "kms_driver = \"vkms\"\naudio_output_device = \"plughw:CARD=Loopback,DEV=0\"",
+        )
+        .expect("config");
+        let settings = SinkSettings::from_config(&config);
+        for (factory, property, want) in [
+            ("kmssink", "driver-name", "vkms"),
+            ("alsasink", "device", "plughw:CARD=Loopback,DEV=0"),
+        ] {
+            let Ok(sink) = gst::ElementFactory::make(factory).build() else {
+                println!("skipped: no {factory} element on this machine");
+                continue;
+            };
+            settings.apply(&sink);
+            assert_eq!(sink.property::<Option<String>>(property).as_deref(), Some(want));
+        }
+        // Empty settings leave the element's defaults alone.
+        let defaults = SinkSettings::from_config(&Default::default());
+        if let Ok(sink) = gst::ElementFactory::make("kmssink").build() {
+            defaults.apply(&sink);
+            assert_eq!(sink.property::<Option<String>>("driver-name"), None);
+        }
+    }
+
+    #[test]
+    fn playback_branches_name_their_sink() {
+        assert_eq!(sink_desc("kmssink"), "kmssink name=remote-sink sync=true");
+        assert_eq!(sink_desc("fakesink"), "fakesink name=remote-sink sync=false");
     }
 }
