@@ -19,9 +19,14 @@
 #   --run-dir DIR      where console.log, output.log and share/ go (default: a new
 #                      directory under $CALLBOX_CACHE/lab/runs/, the last 10 kept)
 #   --put FILE         copy FILE into the share (repeatable)
-#   --fwd PROTO:PORT[:GUESTPORT]  forward 127.0.0.1:PORT on the host to the guest's
+#   --fwd PROTO:PORT[:GUESTPORT][@HOSTADDR]  forward HOSTADDR:PORT on the host (default
+#                      127.0.0.1; another address only with --open-net) to the guest's
 #                      GUESTPORT (default the same), PROTO tcp or udp (repeatable); the
 #                      guest itself reaches nothing (QEMU user networking, restrict=on)
+#   --open-net         no restrict=on: the guest may answer (and reach) other addresses
+#                      than the host's loopback. Refused unless boot.sh runs in a network
+#                      namespace of its own (lab.sh makes one for the call: a caller's
+#                      WebRTC packets come from a non-loopback address of that namespace)
 #   --mem MiB (1536)  --smp N (2)  --timeout SECONDS (600)  --append 'KERNEL ARGS'
 #   --qemu-arg ARG     one more argument for qemu-system-x86_64 (repeatable)
 set -euo pipefail
@@ -29,7 +34,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 kernel="$LAB_CACHE/kernel" rootfs="$LAB_CACHE/rootfs" run_dir="" mem=1536 smp=2
-timeout_s=600 shell=0 command="" script="" extra_append=""
+timeout_s=600 shell=0 command="" script="" extra_append="" open_net=0
 puts=() fwds=() script_args=() qemu_extra=()
 while (($#)); do
   case "$1" in
@@ -44,6 +49,7 @@ while (($#)); do
     --append) extra_append=$2; shift 2 ;;
     --qemu-arg) qemu_extra+=("$2"); shift 2 ;;
     --shell) shell=1; shift ;;
+    --open-net) open_net=1; shift ;;
     -c) command=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) lab_die "unknown option $1 (see --help)" ;;
@@ -91,11 +97,21 @@ fi
 [ -f "$share/cmd" ] && chmod +x "$share/cmd" "$share/$(basename "${script:-cmd}")"
 
 netdev="user,id=n0,restrict=on"
+if [ "$open_net" = 1 ]; then
+  [ "$(readlink /proc/self/ns/net)" != "$(readlink /proc/1/ns/net)" ] ||
+    lab_die "--open-net outside a network namespace of its own: the guest could reach this machine's network"
+  netdev="user,id=n0"
+fi
 for f in "${fwds[@]}"; do
-  IFS=: read -r proto hport gport <<<"$f"
+  haddr=127.0.0.1
+  if [[ "$f" == *@* ]]; then
+    haddr=${f##*@}
+    [ "$open_net" = 1 ] || lab_die "--fwd $f: a host address other than 127.0.0.1 needs --open-net"
+  fi
+  IFS=: read -r proto hport gport <<<"${f%@*}"
   case "$proto" in tcp|udp) ;; *) lab_die "--fwd $f: protocol must be tcp or udp" ;; esac
   [[ "$hport" =~ ^[0-9]+$ ]] || lab_die "--fwd $f: bad port"
-  netdev+=",hostfwd=$proto:127.0.0.1:$hport-:${gport:-$hport}"
+  netdev+=",hostfwd=$proto:$haddr:$hport-:${gport:-$hport}"
 done
 
 # Drivers udev would load for QEMU's PC and `-cpu max` that the lab never uses: each

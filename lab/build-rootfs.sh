@@ -26,7 +26,7 @@ command -v mmdebstrap >/dev/null || lab_die "mmdebstrap missing (host packages: 
 # What the tests need in the guest, besides the box's own Depends:.
 packages=(
   systemd systemd-sysv udev dbus kmod iproute2 procps
-  gpiod v4l-utils alsa-utils libdrm-tests
+  gpiod v4l-utils alsa-utils libdrm-tests python3
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-alsa
 )

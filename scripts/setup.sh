@@ -32,7 +32,7 @@ debs=(
   # make deb-check: a clean Debian to install the packages into; systemd-analyze.
   mmdebstrap systemd
   # make lab: QEMU, the initramfs, depmod, objtool's libelf, the port-forward check.
-  qemu-system-x86 busybox-static kmod e2fsprogs libelf1 xz-utils debian-archive-keyring curl
+  qemu-system-x86 busybox-static kmod e2fsprogs libelf1 xz-utils debian-archive-keyring curl iproute2
 )
 missing=()
 for p in "${debs[@]}"; do

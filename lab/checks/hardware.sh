@@ -32,6 +32,7 @@ if [ "$installed" = 1 ]; then
   if [ "$state" = active ]; then
     t=$(systemctl show -p ActiveEnterTimestampMonotonic --value callbox)
     ok "callbox.service active (READY=1) at guest uptime $(mono_s "$t") s"
+    [ -z "${LAB_SHARE:-}" ] || mono_s "$t" >"$LAB_SHARE/boot-ready-s"
   else
     bad "callbox.service is $state (result $(systemctl show -p Result --value callbox), exit $(systemctl show -p ExecMainStatus --value callbox))"
     journalctl -u callbox --no-pager -n 30 -o cat || true

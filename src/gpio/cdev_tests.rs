@@ -123,6 +123,18 @@ async fn next_edge(rx: &mut mpsc::UnboundedReceiver<Edge>) -> Edge {
         .expect("channel open")
 }
 
+/// Wait (up to 2 s) until `line` of `dev` has no consumer.
+async fn wait_until_free(dev: &Path, line: u32) {
+    let chip = gpiocdev::Chip::from_path(dev).expect("open the chip");
+    for _ in 0..200 {
+        if !chip.line_info(line).expect("line info").used {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("line {line} of {} still in use 2 s after its handle was dropped", dev.display());
+}
+
 #[tokio::test]
 async fn gpio_cdev_against_gpio_sim_chip() {
     let chip = match find_chip() {
@@ -225,6 +237,9 @@ async fn gpio_cdev_against_gpio_sim_chip() {
     high.set(false).unwrap();
     assert_eq!(chip.value(5), "0");
     drop((input, high, low));
+    // Dropping the input aborts its edge reader; the line is released when the runtime
+    // drops that task, not inside drop(): wait for the kernel to say the line is free.
+    wait_until_free(&chip.dev, 0).await;
 
     // The whole panel on the generic layout: a short and a long press on the call button.
     let config: GpioConfig = toml::from_str(&format!(
@@ -252,6 +267,8 @@ async fn gpio_cdev_against_gpio_sim_chip() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(chip.value(5), "1", "status LED lit through the panel");
     drop(panel);
-    // Let the aborted tasks release their lines before the chip is taken down.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The panel's lines are released before the chip is taken down.
+    for line in 0..8 {
+        wait_until_free(&chip.dev, line).await;
+    }
 }

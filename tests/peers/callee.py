@@ -69,7 +69,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 async def answer(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout
-    counter = MediaCounter(energy_threshold=args.energy_threshold)
+    counter = MediaCounter.from_args(args)
     commands: asyncio.Queue[str] = asyncio.Queue()
     start_stdin_reader(commands)
     hub_events: asyncio.Queue[dict] = asyncio.Queue()

@@ -79,7 +79,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 async def dial(args: argparse.Namespace) -> int:
-    counter = MediaCounter(energy_threshold=args.energy_threshold)
+    counter = MediaCounter.from_args(args)
     commands: asyncio.Queue[str] = asyncio.Queue()
     start_stdin_reader(commands)
     direct = bool(args.direct_url)

@@ -21,6 +21,8 @@ import aiohttp
 import numpy as np
 from livekit import rtc
 
+import pictures
+
 T0 = time.monotonic()
 
 SAMPLE_RATE = 48000
@@ -238,7 +240,7 @@ class MediaPublisher:
         box = max(8, min(w, h) // 8)
         step = max(1, w // 120)
         period = 1.0 / self.fps
-        start = time.monotonic()
+        start = t0 = time.monotonic()
         n = 0
         while True:
             off = (n * step) % w
@@ -247,7 +249,11 @@ class MediaPublisher:
             by = (n * 2) % (h - box)
             frame[by:by + box, bx:bx + box, :3] = 255 - (n * 5) % 256
             vf = rtc.VideoFrame(w, h, rtc.VideoBufferType.RGBA, frame.tobytes())
-            source.capture_frame(vf, timestamp_us=int(n * period * 1e6))
+            # The capture time, as a camera stamps it: when this process is starved of
+            # CPU (the hardware lab's QEMU shares the cores) frames come slower than
+            # `fps`, and stamping n * period would make media time fall behind real time
+            # until the receiver drops everything as late.
+            source.capture_frame(vf, timestamp_us=int((time.monotonic() - t0) * 1e6))
             self.video_frames_sent += 1
             n += 1
             delay = start + n * period - time.monotonic()
@@ -318,11 +324,28 @@ class MediaCounter:
     video_width: int = 0
     video_height: int = 0
     participants: set = field(default_factory=set)
+    # --expect-pattern: frames showing that picture (pictures.PALETTES), and what the
+    # last frame that did not looked like.
+    expect_pattern: Optional[str] = None
+    pattern_frames: int = 0
+    last_mismatch: Optional[dict] = None
+    # --save-frame: a PNG of the 30th remote video frame.
+    save_frame: Optional[str] = None
+    saved_frame: Optional[str] = None
+    # --expect-tone-hz: 10 ms audio frames above the energy threshold whose strongest
+    # frequency is that tone (±1 bin of 100 Hz).
+    expect_tone_hz: Optional[float] = None
+    audio_frames_at_tone: int = 0
     _video_tracks: dict = field(default_factory=dict)  # sid -> (identity, track, publication)
     _video_counts: dict = field(default_factory=dict)  # sid -> frames delivered on that track
     _first_video_t: Optional[float] = None
     _last_video_t: Optional[float] = None
     _tasks: list = field(default_factory=list)
+
+    @classmethod
+    def from_args(cls, args) -> "MediaCounter":
+        return cls(energy_threshold=args.energy_threshold, expect_pattern=args.expect_pattern,
+                   save_frame=args.save_frame, expect_tone_hz=args.expect_tone_hz)
 
     def attach(self, room: rtc.Room) -> None:
         room.on("track_subscribed", self._on_track_subscribed)
@@ -359,9 +382,26 @@ class MediaCounter:
                     emit("first_video_frame", t_ms_since_invite=self.first_frame_ms,
                          width=ev.frame.width, height=ev.frame.height)
                 self._last_video_t = t
+                if self.expect_pattern or (self.save_frame and not self.saved_frame):
+                    self._look_at(ev.frame)
         finally:
             watchdog.cancel()
             await stream.aclose()
+
+    def _look_at(self, frame: rtc.VideoFrame) -> None:
+        """--expect-pattern / --save-frame: what this frame shows."""
+        rgba = frame.convert(rtc.VideoBufferType.RGBA)
+        img = np.frombuffer(rgba.data, dtype=np.uint8).reshape(rgba.height, rgba.width, 4)
+        if self.expect_pattern:
+            if pictures.is_pattern(img, self.expect_pattern):
+                self.pattern_frames += 1
+            else:
+                self.last_mismatch = pictures.match(img, self.expect_pattern)
+        if self.save_frame and not self.saved_frame and self.video_frames >= 30:
+            pictures.write_png(self.save_frame, img)
+            self.saved_frame = self.save_frame
+            emit("frame_saved", path=self.save_frame, width=rgba.width, height=rgba.height,
+                 pattern=pictures.classify(img))
 
     async def _watch_video(self, track: rtc.Track, pub: rtc.RemoteTrackPublication,
                            identity: str) -> None:
@@ -404,8 +444,16 @@ class MediaCounter:
                     rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
                     if rms > threshold:
                         self.audio_frames_with_energy += 1
+                        if self.expect_tone_hz and self._is_tone(samples):
+                            self.audio_frames_at_tone += 1
         finally:
             await stream.aclose()
+
+    def _is_tone(self, samples: np.ndarray) -> bool:
+        spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
+        spectrum[0] = 0.0
+        hz_per_bin = SAMPLE_RATE / samples.size
+        return abs(int(spectrum.argmax()) - self.expect_tone_hz / hz_per_bin) <= 1.0
 
     def video_fps(self) -> float:
         if self._first_video_t is None or self._last_video_t is None or self.video_frames < 2:
@@ -424,6 +472,11 @@ class MediaCounter:
             "video_fps": self.video_fps(),
             "video_size": f"{self.video_width}x{self.video_height}" if self.video_width else None,
             "participants": sorted(self.participants),
+            **({"expect_pattern": self.expect_pattern, "pattern_frames": self.pattern_frames,
+                "last_mismatch": self.last_mismatch} if self.expect_pattern else {}),
+            **({"expect_tone_hz": self.expect_tone_hz,
+                "audio_frames_at_tone": self.audio_frames_at_tone} if self.expect_tone_hz else {}),
+            **({"saved_frame": self.saved_frame} if self.save_frame else {}),
         }
 
     async def stop(self) -> None:
@@ -466,6 +519,15 @@ def add_media_args(p) -> None:
                    help="remote audio frames above the energy threshold needed (default 0)")
     p.add_argument("--energy-threshold", type=float, default=0.005,
                    help="RMS (fraction of full scale) above which a frame counts as sound")
+    p.add_argument("--expect-pattern", choices=sorted(pictures.PALETTES),
+                   help="count only remote video frames showing this picture towards "
+                        "--min-video-frames (e.g. vivid-bars: the lab's V4L2 camera)")
+    p.add_argument("--expect-tone-hz", type=float,
+                   help="count remote audio frames whose strongest frequency is this tone")
+    p.add_argument("--min-tone-frames", type=int, default=0,
+                   help="remote audio frames at --expect-tone-hz needed (default 0)")
+    p.add_argument("--save-frame", metavar="PNG",
+                   help="save the 30th remote video frame here")
     p.add_argument("--timeout", type=float, default=60.0,
                    help="seconds to reach the thresholds before giving up (default 60)")
     p.add_argument("--hold", type=float, default=0.0,
@@ -486,8 +548,11 @@ def add_media_args(p) -> None:
 
 def thresholds_met(counter: MediaCounter, args) -> bool:
     video_ok = args.audio_only or counter.video_frames >= args.min_video_frames
+    if counter.expect_pattern and not args.audio_only:
+        video_ok = video_ok and counter.pattern_frames >= args.min_video_frames
     return (
         video_ok
+        and counter.audio_frames_at_tone >= args.min_tone_frames
         and counter.audio_frames >= args.min_remote_audio_frames
         and counter.audio_frames_with_energy >= args.min_audio_energy_frames
     )
