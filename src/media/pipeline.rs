@@ -205,6 +205,38 @@ fn restrict_nested_webrtcbins(bin: &gst::Pipeline, plan: &MediaPlan) {
     });
 }
 
+/// Never show a corrupt picture, and get a clean one soon after loss, for the elements
+/// `livekitwebrtcsrc`'s decodebin autoplugs inside `bin`:
+/// - depayloaders (`rtph264depay`, `rtpvp8depay`, `rtpvp9depay`): `wait-for-keyframe`
+///   (output nothing after a lost packet until a keyframe) and `request-keyframe` (ask
+///   the sender for one, RTCP PLI), both off by default in GStreamer 1.22;
+/// - libav decoders (`avdec_h264`, …): `output-corrupt` off (gst-libav's default is on:
+///   frames decoded without their reference are output, smeared and wrongly coloured).
+///
+/// Without these, a call whose first keyframe was damaged showed wrongly coloured bars on
+/// the hardware lab's screen for as long as the caller sent no new keyframe (libwebrtc
+/// sends them only on request).
+fn recover_from_loss(bin: &gst::Pipeline) {
+    bin.connect_deep_element_added(|_, _, element| {
+        let Some(factory) = element.factory() else {
+            return;
+        };
+        let name = factory.name();
+        let settings: &[(&str, bool)] = match name.as_str() {
+            "rtph264depay" | "rtpvp8depay" | "rtpvp9depay" => {
+                &[("request-keyframe", true), ("wait-for-keyframe", true)]
+            }
+            n if n.starts_with("avdec_") => &[("output-corrupt", false)],
+            _ => return,
+        };
+        for (property, value) in settings {
+            if element.find_property(property).is_some() {
+                element.set_property(property, *value);
+            }
+        }
+    });
+}
+
 fn set_ice_servers(element: &gst::Element, plan: &MediaPlan) {
     // Default is a public STUN server; a box talks only to what the installer configured.
     let stun = Some(plan.config.stun_server.as_str()).filter(|s| !s.is_empty());
@@ -349,6 +381,7 @@ fn build_subscriber(
     const W: &str = "subscribe";
     let pipeline = gst::Pipeline::with_name("subscribe");
     restrict_nested_webrtcbins(&pipeline, plan);
+    recover_from_loss(&pipeline);
     let src = make("livekitwebrtcsrc", W)?;
     let signaller = src.property::<glib::Object>("signaller");
     signaller.set_property("ws-url", url);
@@ -493,6 +526,32 @@ mod tests {
         if let Ok(sink) = gst::ElementFactory::make("kmssink").build() {
             defaults.apply(&sink);
             assert_eq!(sink.property::<Option<String>>("driver-name"), None);
+        }
+    }
+
+    /// A depayloader added anywhere inside the subscriber (as decodebin does) waits for
+    /// and requests a keyframe after loss; a libav decoder outputs no corrupt frame.
+    #[test]
+    fn depayloaders_inside_the_subscriber_recover_from_loss() {
+        gst::init().expect("gstreamer");
+        let pipeline = gst::Pipeline::new();
+        recover_from_loss(&pipeline);
+        let inner = gst::Bin::new();
+        pipeline.add(&inner).expect("add bin");
+        for factory in ["rtph264depay", "rtpvp8depay"] {
+            let Ok(depay) = gst::ElementFactory::make(factory).build() else {
+                println!("skipped: no {factory} element on this machine");
+                continue;
+            };
+            assert!(!depay.property::<bool>("request-keyframe"), "{factory}: default off");
+            inner.add(&depay).expect("add depayloader");
+            assert!(depay.property::<bool>("request-keyframe"), "{factory}");
+            assert!(depay.property::<bool>("wait-for-keyframe"), "{factory}");
+        }
+        if let Ok(dec) = gst::ElementFactory::make("avdec_h264").build() {
+            assert!(dec.property::<bool>("output-corrupt"), "gst-libav's default is on");
+            inner.add(&dec).expect("add decoder");
+            assert!(!dec.property::<bool>("output-corrupt"));
         }
     }
 

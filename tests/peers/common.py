@@ -276,10 +276,10 @@ class MediaPublisher:
             await source.capture_frame(frame)
             self.audio_frames_sent += 1
             n += 1
+            # No reset when behind (unlike video): a microphone delivers every sample,
+            # and audio RTP time is the sample count, so after a CPU stall the frames
+            # owed are sent at once and media time stays with real time.
             delay = start + n * period - time.monotonic()
-            if delay < -1.0:
-                start = time.monotonic() - n * period
-                delay = 0
             await asyncio.sleep(max(0.0, delay))
 
 
