@@ -479,10 +479,12 @@ fn execute(
             call_id,
             join,
             mic_muted,
+            video,
         } => engine.send(MediaCommand::Start {
             call_id,
             join,
             mic_muted,
+            video,
         }),
         Effect::SetMicMuted(muted) => engine.send(MediaCommand::SetMicMuted(muted)),
         Effect::StopMedia { call_id } => engine.send(MediaCommand::Stop { call_id }),

@@ -8,8 +8,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use callbox_testkit::PyPeer;
-use serde_json::Value;
-use support::World;
+
+use support::{World, caller_counts, hang_up};
 
 fn world_with(call_section: &str) -> World {
     let mut w = World::start();
@@ -19,32 +19,6 @@ fn world_with(call_section: &str) -> World {
         s.hub_online && s.state == "idle"
     });
     w
-}
-
-/// Asks the caller for its counters and returns the `status` event it prints back.
-fn caller_counts(caller: &mut PyPeer) -> Value {
-    let before = caller.events().len();
-    caller.send_line("status");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(e) = caller
-            .events()
-            .into_iter()
-            .skip(before)
-            .find(|e| e["event"] == "status")
-        {
-            return e;
-        }
-        assert!(Instant::now() < deadline, "caller did not answer status");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn hang_up(w: &World, mut caller: PyPeer) {
-    caller.send_line("hangup");
-    caller.expect_event("hung_up", Duration::from_secs(15));
-    let _ = caller.wait_exit(Duration::from_secs(20));
-    w.wait_status("idle", Duration::from_secs(15), |s| s.state == "idle");
 }
 
 const KEEP: [&str; 6] = [

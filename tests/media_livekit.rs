@@ -72,6 +72,7 @@ fn box_media_reaches_a_python_participant_and_back() {
         call_id: "c-smoke".into(),
         join,
         mic_muted: false,
+        video: true,
     });
 
     let caller_token = lk.token(room, "caller");

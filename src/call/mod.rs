@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use callbox_protocol::{JoinInfo, RejectReason, ServerEvent};
+use callbox_protocol::{CallType, JoinInfo, RejectReason, ServerEvent};
 
 use crate::config::AnswerPolicy;
 use crate::gpio::{Button, ButtonEvent, Press};
@@ -107,6 +107,8 @@ impl Machine<'_> {
                             room_name: join.room_name.clone(),
                             peer: callee,
                             direction: Direction::Outgoing,
+                            // Speed-dial places video calls (InviteRequest's default).
+                            video: true,
                         },
                         join,
                     };
@@ -214,7 +216,7 @@ impl Machine<'_> {
                 call_id,
                 inviter,
                 room_name,
-                ..
+                call_type,
             } => {
                 let call = CallInfo {
                     call_id,
@@ -222,6 +224,7 @@ impl Machine<'_> {
                     room_name,
                     peer: inviter,
                     direction: Direction::Incoming,
+                    video: call_type != CallType::Audio,
                 };
                 self.on_invitation(call);
             }
@@ -458,6 +461,7 @@ impl Machine<'_> {
             call_id: call.call_id.clone(),
             join,
             mic_muted: self.s.mic_muted,
+            video: call.video,
         });
         self.fx.push(Effect::SetTimer {
             timer: Timer::MediaStart,

@@ -30,6 +30,9 @@ pub struct CallInfo {
     pub peer: String,
     /// Incoming or outgoing.
     pub direction: Direction,
+    /// A video call: the camera is published. `false` for an invitation with
+    /// `callType: "audio"`: the camera is never opened and the privacy LED stays dark.
+    pub video: bool,
 }
 
 /// What the box is doing.
@@ -337,6 +340,8 @@ pub enum Effect {
         join: JoinInfo,
         /// Start with the microphone muted.
         mic_muted: bool,
+        /// Publish the camera (a video call); `false`: audio only, the camera unopened.
+        video: bool,
     },
     /// Tear all media down.
     StopMedia {

@@ -62,7 +62,10 @@ pub fn outputs(s: &State) -> Outputs {
         status,
         ringtone: matches!(s.phase, Phase::Ringing { .. }),
         muted,
-        camera_live: matches!(s.phase, Phase::Joining { .. } | Phase::InCall { .. }),
+        camera_live: match &s.phase {
+            Phase::Joining { call, .. } | Phase::InCall { call, .. } => call.video,
+            _ => false,
+        },
     }
 }
 
@@ -83,10 +86,11 @@ pub fn status_line(s: &State) -> String {
         Phase::Dialing { callee } => format!("dialling {callee}"),
         Phase::Calling { call, .. } => format!("calling {}", peer(call)),
         Phase::Joining { call, .. } => format!("joining call with {}", peer(call)),
-        Phase::InCall { call, .. } if s.mic_muted => {
-            format!("in call with {} (microphone muted)", peer(call))
+        Phase::InCall { call, .. } => {
+            let kind = if call.video { "call" } else { "audio call" };
+            let muted = if s.mic_muted { " (microphone muted)" } else { "" };
+            format!("in {kind} with {}{muted}", peer(call))
         }
-        Phase::InCall { call, .. } => format!("in call with {}", peer(call)),
         Phase::Rejoining { call, attempt, .. } => {
             format!(
                 "media lost, rejoining call with {} (attempt {attempt})",

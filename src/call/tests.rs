@@ -17,6 +17,7 @@ fn call(id: &str) -> CallInfo {
         room_name: format!("room-{id}"),
         peer: "alice".into(),
         direction: Direction::Incoming,
+        video: true,
     }
 }
 
@@ -113,6 +114,7 @@ fn cases() -> Vec<Case> {
             call_id: "c1".into(),
             join: join("c1"),
             mic_muted: false,
+            video: true,
         },
         Effect::SetTimer {
             timer: Timer::MediaStart,
@@ -484,6 +486,53 @@ fn two_calls_in_a_row_go_back_to_idle_each_time() {
         }
         assert_eq!(s.phase, Phase::Idle, "{id}");
     }
+}
+
+/// An invitation with `callType: "audio"`: media starts without the camera, and the
+/// privacy LED stays dark through the call (it is lit only while the camera is published).
+#[test]
+fn an_audio_call_starts_media_without_the_camera() {
+    let audio_invitation = Event::Hub(ServerEvent::CallInvitation {
+        invitation_id: "inv-a1".into(),
+        call_id: "a1".into(),
+        inviter: "alice".into(),
+        call_type: CallType::Audio,
+        room_name: "room-a1".into(),
+    });
+    let (s, _) = step(state(Phase::Idle), audio_invitation, t0(), &settings());
+    let (s, fx) = step(
+        s,
+        Event::AnswerSucceeded {
+            call_id: "a1".into(),
+            join: join("a1"),
+        },
+        t0(),
+        &settings(),
+    );
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::StartMedia { video: false, .. })),
+        "{fx:?}"
+    );
+    assert!(!outputs(&s).camera_live, "privacy LED dark while joining");
+    let (s, _) = step(s, Event::MediaStarted { call_id: "a1".into() }, t0(), &settings());
+    assert_eq!(s.phase.name(), "in_call");
+    assert!(!outputs(&s).camera_live, "privacy LED dark in an audio call");
+    assert_eq!(status_line(&s), "in audio call with alice");
+
+    // A video call lights it.
+    let (s, _) = step(state(Phase::Idle), invitation("v1"), t0(), &settings());
+    let (s, fx) = step(
+        s,
+        Event::AnswerSucceeded {
+            call_id: "v1".into(),
+            join: join("v1"),
+        },
+        t0(),
+        &settings(),
+    );
+    assert!(fx.iter().any(|e| matches!(e, Effect::StartMedia { video: true, .. })));
+    assert!(outputs(&s).camera_live);
 }
 
 #[test]

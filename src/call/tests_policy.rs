@@ -180,6 +180,7 @@ fn cases() -> Vec<Case> {
                     call_id: "c1".into(),
                     join: join("c1"),
                     mic_muted: true,
+                    video: true,
                 },
                 set(Timer::MediaStart, 20),
             ],
@@ -540,7 +541,8 @@ fn speed_dial_joins_when_the_callee_accepts() {
             Effect::StartMedia {
                 call_id: "out1".into(),
                 join: join("out1"),
-                mic_muted: false
+                mic_muted: false,
+                video: true,
             },
             set(Timer::MediaStart, 20),
         ]

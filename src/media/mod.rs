@@ -248,6 +248,8 @@ pub enum MediaCommand {
         join: JoinInfo,
         /// Start with the microphone muted.
         mic_muted: bool,
+        /// Publish the camera; `false`: an audio-only call, the camera is not opened.
+        video: bool,
     },
     /// Mute or unmute the published microphone of the running call.
     SetMicMuted(bool),
@@ -362,6 +364,7 @@ fn media_thread(
                 call_id,
                 join,
                 mic_muted,
+                video,
             }) => {
                 // Normally already off; the speaker must be free for the call.
                 ringer.stop("call media starting");
@@ -369,7 +372,7 @@ fn media_thread(
                     s.stop();
                 }
                 counters.reset();
-                match pipeline::Session::start(&plan, &call_id, &join, mic_muted, counters.clone())
+                match pipeline::Session::start(&plan, &call_id, &join, mic_muted, video, counters.clone())
                 {
                     Ok(s) => current = Some(s),
                     Err(e) => {

@@ -48,12 +48,14 @@ fn probe_count(pad: &gst::Pad, counters: &Arc<Counters>, pick: fn(&Counters) -> 
 }
 
 impl Session {
-    /// Builds both pipelines and sets them to PLAYING.
+    /// Builds both pipelines and sets them to PLAYING. `video`: publish the camera; an
+    /// audio-only call (`false`) never opens it.
     pub fn start(
         plan: &MediaPlan,
         call_id: &str,
         join: &JoinInfo,
         mic_muted: bool,
+        video: bool,
         counters: Arc<Counters>,
     ) -> Result<Self, MediaError> {
         let (Some(publisher), Some(subscriber)) = (&join.publisher, &join.subscriber) else {
@@ -62,7 +64,14 @@ impl Session {
             });
         };
         let joined = Arc::new(AtomicBool::new(false));
-        let publish = build_publisher(plan, &join.url, &publisher.token, &counters, &joined)?;
+        let publish = build_publisher(
+            plan,
+            &join.url,
+            &publisher.token,
+            video,
+            &counters,
+            &joined,
+        )?;
         let subscribe = build_subscriber(
             plan,
             &join.url,
@@ -96,6 +105,7 @@ impl Session {
             room = %join.room_name,
             publisher = %publisher.identity,
             subscriber = %subscriber.identity,
+            camera = video,
             "media starting"
         );
         Ok(session)
@@ -249,6 +259,7 @@ fn build_publisher(
     plan: &MediaPlan,
     url: &str,
     token: &str,
+    video: bool,
     counters: &Arc<Counters>,
     joined: &Arc<AtomicBool>,
 ) -> Result<gst::Pipeline, MediaError> {
@@ -279,49 +290,9 @@ fn build_publisher(
     });
     pipeline.add(&sink).map_err(build_err(W))?;
 
-    // Video: source → convert/scale/rate → caps → queue → sink.video_%u
-    let vsrc = match &plan.video_source {
-        SourceKind::Device(dev) => {
-            let e = make("v4l2src", W)?;
-            e.set_property("device", dev);
-            e
-        }
-        SourceKind::Test => {
-            let e = make("videotestsrc", W)?;
-            e.set_property("is-live", true);
-            e.set_property_from_str("pattern", "ball");
-            e
-        }
-    };
-    let caps = gst::Caps::builder("video/x-raw")
-        .field("width", cfg.width as i32)
-        .field("height", cfg.height as i32)
-        .field("framerate", gst::Fraction::new(cfg.framerate as i32, 1))
-        .build();
-    let vcaps = make("capsfilter", W)?;
-    vcaps.set_property("caps", &caps);
-    let vchain = [
-        vsrc,
-        make("videoconvert", W)?,
-        make("videoscale", W)?,
-        make("videorate", W)?,
-        vcaps,
-        make("queue", W)?,
-    ];
-    pipeline.add_many(&vchain).map_err(build_err(W))?;
-    gst::Element::link_many(&vchain).map_err(build_err(W))?;
-    let vpad = sink
-        .request_pad_simple("video_%u")
-        .ok_or_else(|| MediaError::Build {
-            which: W,
-            detail: "livekitwebrtcsink gave no video pad".into(),
-        })?;
-    let vq_src = vchain[5].static_pad("src").expect("queue has a src pad");
-    vq_src.link(&vpad).map_err(|e| MediaError::Build {
-        which: W,
-        detail: format!("linking video to the sink: {e:?}"),
-    })?;
-    probe_count(&vq_src, counters, |c| &c.video_frames_sent);
+    if video {
+        add_camera(&pipeline, &sink, plan, counters)?;
+    }
 
     // Audio: source → convert → resample → queue → sink.audio_%u
     let asrc = match &plan.audio_source {
@@ -369,6 +340,62 @@ fn build_publisher(
             detail: format!("linking audio to the sink: {e:?}"),
         })?;
     Ok(pipeline)
+}
+
+/// The camera branch of the publisher: source → convert/scale/rate → caps → queue →
+/// `sink.video_%u`. Only video calls have it.
+fn add_camera(
+    pipeline: &gst::Pipeline,
+    sink: &gst::Element,
+    plan: &MediaPlan,
+    counters: &Arc<Counters>,
+) -> Result<(), MediaError> {
+    const W: &str = "publish";
+    let cfg = &plan.config;
+    let vsrc = match &plan.video_source {
+        SourceKind::Device(dev) => {
+            let e = make("v4l2src", W)?;
+            e.set_property("device", dev);
+            e
+        }
+        SourceKind::Test => {
+            let e = make("videotestsrc", W)?;
+            e.set_property("is-live", true);
+            e.set_property_from_str("pattern", "ball");
+            e
+        }
+    };
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("width", cfg.width as i32)
+        .field("height", cfg.height as i32)
+        .field("framerate", gst::Fraction::new(cfg.framerate as i32, 1))
+        .build();
+    let vcaps = make("capsfilter", W)?;
+    vcaps.set_property("caps", &caps);
+    let vchain = [
+        vsrc,
+        make("videoconvert", W)?,
+        make("videoscale", W)?,
+        make("videorate", W)?,
+        vcaps,
+        make("queue", W)?,
+    ];
+    pipeline.add_many(&vchain).map_err(build_err(W))?;
+    gst::Element::link_many(&vchain).map_err(build_err(W))?;
+    let vpad = sink
+        .request_pad_simple("video_%u")
+        .ok_or_else(|| MediaError::Build {
+            which: W,
+            detail: "livekitwebrtcsink gave no video pad".into(),
+        })?;
+    let vq_src = vchain[5].static_pad("src").expect("queue has a src pad");
+    vq_src.link(&vpad).map_err(|e| MediaError::Build {
+        which: W,
+        detail: format!("linking video to the sink: {e:?}"),
+    })?;
+    probe_count(&vq_src, counters, |c| &c.video_frames_sent);
+
+    Ok(())
 }
 
 fn build_subscriber(

@@ -268,6 +268,7 @@ fn a_broken_file_stops_the_ringtone_and_media_keeps_working() {
         call_id: "c1".into(),
         join: no_tokens("c1"),
         mic_muted: false,
+        video: true,
     });
     let ev = events.blocking_recv().expect("media thread alive");
     assert!(
@@ -299,6 +300,7 @@ fn a_call_start_silences_the_ringtone() {
         call_id: "c2".into(),
         join: no_tokens("c2"),
         mic_muted: false,
+        video: true,
     });
     let ev = events.blocking_recv().expect("Start was processed");
     assert!(matches!(ev, MediaEvent::Failed { .. }), "{ev:?}");

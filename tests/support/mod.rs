@@ -232,6 +232,32 @@ impl World {
     }
 }
 
+/// Asks the caller for its counters and returns the `status` event it prints back.
+pub fn caller_counts(caller: &mut PyPeer) -> Value {
+    let before = caller.events().len();
+    caller.send_line("status");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(e) = caller
+            .events()
+            .into_iter()
+            .skip(before)
+            .find(|e| e["event"] == "status")
+        {
+            return e;
+        }
+        assert!(Instant::now() < deadline, "caller did not answer status");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn hang_up(w: &World, mut caller: PyPeer) {
+    caller.send_line("hangup");
+    caller.expect_event("hung_up", Duration::from_secs(15));
+    let _ = caller.wait_exit(Duration::from_secs(20));
+    w.wait_status("idle", Duration::from_secs(15), |s| s.state == "idle");
+}
+
 impl Drop for World {
     fn drop(&mut self) {
         if let Some(mut d) = self.daemon.take() {
