@@ -88,7 +88,11 @@ pub fn status_line(s: &State) -> String {
         Phase::Joining { call, .. } => format!("joining call with {}", peer(call)),
         Phase::InCall { call, .. } => {
             let kind = if call.video { "call" } else { "audio call" };
-            let muted = if s.mic_muted { " (microphone muted)" } else { "" };
+            let muted = if s.mic_muted {
+                " (microphone muted)"
+            } else {
+                ""
+            };
             format!("in {kind} with {}{muted}", peer(call))
         }
         Phase::Rejoining { call, attempt, .. } => {

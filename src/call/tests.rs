@@ -515,9 +515,19 @@ fn an_audio_call_starts_media_without_the_camera() {
         "{fx:?}"
     );
     assert!(!outputs(&s).camera_live, "privacy LED dark while joining");
-    let (s, _) = step(s, Event::MediaStarted { call_id: "a1".into() }, t0(), &settings());
+    let (s, _) = step(
+        s,
+        Event::MediaStarted {
+            call_id: "a1".into(),
+        },
+        t0(),
+        &settings(),
+    );
     assert_eq!(s.phase.name(), "in_call");
-    assert!(!outputs(&s).camera_live, "privacy LED dark in an audio call");
+    assert!(
+        !outputs(&s).camera_live,
+        "privacy LED dark in an audio call"
+    );
     assert_eq!(status_line(&s), "in audio call with alice");
 
     // A video call lights it.
@@ -531,7 +541,10 @@ fn an_audio_call_starts_media_without_the_camera() {
         t0(),
         &settings(),
     );
-    assert!(fx.iter().any(|e| matches!(e, Effect::StartMedia { video: true, .. })));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::StartMedia { video: true, .. }))
+    );
     assert!(outputs(&s).camera_live);
 }
 

@@ -132,7 +132,10 @@ async fn wait_until_free(dev: &Path, line: u32) {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("line {line} of {} still in use 2 s after its handle was dropped", dev.display());
+    panic!(
+        "line {line} of {} still in use 2 s after its handle was dropped",
+        dev.display()
+    );
 }
 
 #[tokio::test]

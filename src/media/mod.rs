@@ -372,8 +372,14 @@ fn media_thread(
                     s.stop();
                 }
                 counters.reset();
-                match pipeline::Session::start(&plan, &call_id, &join, mic_muted, video, counters.clone())
-                {
+                match pipeline::Session::start(
+                    &plan,
+                    &call_id,
+                    &join,
+                    mic_muted,
+                    video,
+                    counters.clone(),
+                ) {
                     Ok(s) => current = Some(s),
                     Err(e) => {
                         tracing::error!(call_id, error = %e, "media did not start");

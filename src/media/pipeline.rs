@@ -64,14 +64,8 @@ impl Session {
             });
         };
         let joined = Arc::new(AtomicBool::new(false));
-        let publish = build_publisher(
-            plan,
-            &join.url,
-            &publisher.token,
-            video,
-            &counters,
-            &joined,
-        )?;
+        let publish =
+            build_publisher(plan, &join.url, &publisher.token, video, &counters, &joined)?;
         let subscribe = build_subscriber(
             plan,
             &join.url,
@@ -509,7 +503,10 @@ impl SinkSettings {
     }
 
     fn apply(&self, sink: &gst::Element) {
-        let factory = sink.factory().map(|f| f.name().to_string()).unwrap_or_default();
+        let factory = sink
+            .factory()
+            .map(|f| f.name().to_string())
+            .unwrap_or_default();
         match factory.as_str() {
             "alsasink" if !self.alsa_device.is_empty() => {
                 sink.set_property("device", &self.alsa_device)
@@ -546,7 +543,10 @@ mod tests {
                 continue;
             };
             settings.apply(&sink);
-            assert_eq!(sink.property::<Option<String>>(property).as_deref(), Some(want));
+            assert_eq!(
+                sink.property::<Option<String>>(property).as_deref(),
+                Some(want)
+            );
         }
         // Empty settings leave the element's defaults alone.
         let defaults = SinkSettings::from_config(&Default::default());
@@ -570,13 +570,19 @@ mod tests {
                 println!("skipped: no {factory} element on this machine");
                 continue;
             };
-            assert!(!depay.property::<bool>("request-keyframe"), "{factory}: default off");
+            assert!(
+                !depay.property::<bool>("request-keyframe"),
+                "{factory}: default off"
+            );
             inner.add(&depay).expect("add depayloader");
             assert!(depay.property::<bool>("request-keyframe"), "{factory}");
             assert!(depay.property::<bool>("wait-for-keyframe"), "{factory}");
         }
         if let Ok(dec) = gst::ElementFactory::make("avdec_h264").build() {
-            assert!(dec.property::<bool>("output-corrupt"), "gst-libav's default is on");
+            assert!(
+                dec.property::<bool>("output-corrupt"),
+                "gst-libav's default is on"
+            );
             inner.add(&dec).expect("add decoder");
             assert!(!dec.property::<bool>("output-corrupt"));
         }
@@ -585,6 +591,9 @@ mod tests {
     #[test]
     fn playback_branches_name_their_sink() {
         assert_eq!(sink_desc("kmssink"), "kmssink name=remote-sink sync=true");
-        assert_eq!(sink_desc("fakesink"), "fakesink name=remote-sink sync=false");
+        assert_eq!(
+            sink_desc("fakesink"),
+            "fakesink name=remote-sink sync=false"
+        );
     }
 }
