@@ -87,6 +87,22 @@ def is_pattern(rgb: np.ndarray, pattern: str) -> bool:
     return m["matched"] >= 0.85 and len(m["seen"]) >= 7
 
 
+def vertical_bars(rgb: np.ndarray) -> dict:
+    """Whether `rgb` shows full-height vertical bars of several brightnesses, whatever
+    their colours: the strips' median luma (BT.601) agrees between the two BANDS in at
+    least 80 % of the strips, and there are at least 4 distinct levels (12 apart).
+    Tells a picture of bars from a black, uniform or noisy one."""
+    weights = np.array([0.299, 0.587, 0.114])
+    top, bottom = (strip_colours(rgb, band) @ weights for band in BANDS)
+    agree = float(np.mean(np.abs(top - bottom) <= 20))
+    levels: list[float] = []
+    for y in sorted(top):
+        if not levels or y - levels[-1] > 12:
+            levels.append(float(y))
+    return {"agree": round(agree, 2), "levels": len(levels),
+            "ok": agree >= 0.8 and len(levels) >= 4}
+
+
 def classify(rgb: np.ndarray) -> Optional[str]:
     """The pattern `rgb` shows (a key of PALETTES), or None."""
     for name in PALETTES:
@@ -126,6 +142,8 @@ def _self_test() -> None:
     smpte[: 2 * h // 3] = PALETTES["vivid-bars"][seven][None, :, :]
     smpte[2 * h // 3:] = [[0, 0, 191]]
     assert classify(smpte) is None, match(smpte, "vivid-bars")
+    assert not vertical_bars(smpte)["ok"], vertical_bars(smpte)
+    assert not vertical_bars(np.zeros((h, w, 3), dtype=np.uint8))["ok"]
 
 
 if __name__ == "__main__":
