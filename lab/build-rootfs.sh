@@ -33,12 +33,7 @@ packages=(
 deb_sum() { [ -n "$1" ] && echo "$(basename "$1") $(sha256sum <"$1")" || echo none; }
 hash=$(lab_hash "$0" "$LAB_DIR/lib.sh" "$LAB_DIR/guest" "${packages[*]}" \
   "box $(deb_sum "$box_deb")" "hub $(deb_sum "$hub_deb")")
-if ! lab_step rootfs "$hash"; then
-  ln -sfn "$(basename "$STEP_DIR")" "$LAB_CACHE/rootfs"
-  lab_log "rootfs: cached $STEP_DIR"
-  echo "$STEP_DIR"
-  exit 0
-fi
+lab_step rootfs "$hash" rootfs || exit 0
 T=$STEP_TMP
 t_start=$(lab_now)
 lab_log "rootfs: building in $T (box: ${box_deb:-none}, hub: ${hub_deb:-none})"

@@ -138,6 +138,7 @@ print(f"lab summary: call answered by the gpio-sim call button; caller decoded {
       f"frames of vivid's bars ({c.get('video_fps')} fps) and {c.get('audio_frames_at_tone')} tone frames; "
       f"box screen: caller's video {'drawn' if s.get('screen', {}).get('plane', {}).get('bars', {}).get('ok') else 'NOT drawn'}, "
       f"colours {'match' if s.get('screen', {}).get('colours_match') else 'do NOT match'} -> target/lab/box-screen.png; "
+      f"box speaker: caller's tone {'heard' if s.get('speaker', {}).get('ok') else 'NOT heard'}; "
       f"invite -> first frame {s.get('invite_to_first_frame_ms')} ms, answer -> first frame "
       f"{s.get('answer_to_first_frame_ms')} ms; boot -> READY {s.get('boot_to_ready_s')} s; "
       f"SIGKILL -> online {s.get('sigkill_to_online_ms')} ms; lab wall time {s['lab_wall_s']} s; "

@@ -136,12 +136,17 @@ lab_cleanup() {
   [ -n "${STEP_TMP:-}" ] && rm -rf "$STEP_TMP"
 }
 
-# lab_step NAME HASH: sets STEP_DIR (final) and STEP_TMP (scratch, fresh); returns 0 when
-# the step must be built, 1 when it is cached. LAB_REBUILD=1 rebuilds anyway.
+# lab_step NAME HASH LABEL: sets STEP_DIR (final) and STEP_TMP (scratch, fresh); returns 0
+# when the step must be built. When it is cached: points $LAB_CACHE/NAME at it, logs
+# "LABEL: cached DIR", prints DIR (the step's result) and returns 1, so a step script
+# says `lab_step NAME "$hash" LABEL || exit 0`. LAB_REBUILD=1 rebuilds anyway.
 lab_step() {
   STEP_DIR="$LAB_CACHE/$1-$2"
   STEP_TMP="$STEP_DIR.tmp.$$"
   if [ -f "$STEP_DIR/.done" ] && [ "${LAB_REBUILD:-0}" != 1 ]; then
+    ln -sfn "$(basename "$STEP_DIR")" "$LAB_CACHE/$1"
+    lab_log "$3: cached $STEP_DIR"
+    echo "$STEP_DIR"
     return 1
   fi
   rm -rf "$STEP_TMP"
