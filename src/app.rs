@@ -16,7 +16,7 @@ use crate::control::{self, Request, Status, StatusSource};
 use crate::gpio::{Led, LedPattern, LedPatterns, Panel};
 use crate::media::{self, MediaCommand, MediaEngine, MediaEvent, MediaPlan, SourceKind};
 use crate::service::Notifier;
-use crate::signaling::{HubClient, ws};
+use crate::signaling::{HubClient, HubTrackCodecs, ws};
 
 /// Timers requested by the state machine, as tokio tasks that send
 /// [`Event::TimerFired`] on expiry. Setting a running timer restarts it.
@@ -72,8 +72,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
     let (media_tx, mut media_rx) = mpsc::unbounded_channel::<MediaEvent>();
-    let engine = MediaEngine::spawn(plan, config.ringtone.clone(), media_tx);
     let hub = HubClient::new(&config.hub, config.credential())?;
+    let track_codecs = Arc::new(HubTrackCodecs::new(
+        hub.clone(),
+        tokio::runtime::Handle::current(),
+    ));
+    let engine = MediaEngine::spawn(plan, config.ringtone.clone(), media_tx, track_codecs);
 
     // Edge: hub WebSocket → events.
     let (ws_tx, mut ws_rx) = mpsc::unbounded_channel();

@@ -58,3 +58,84 @@ fn an_audio_call_never_opens_the_camera() {
     );
     hang_up(&w, caller);
 }
+
+/// A video call from a caller publishing `codec` (`--video-codec` of the SDK peer):
+/// the box must decode the caller's video, having answered LiveKit's offer with that
+/// codec (its log says so), and the hub lists the caller's track in that codec to the
+/// call's participants only. Returns how many frames the box decoded.
+fn box_decodes_a_caller_publishing(codec: &str, encoding: &str) -> u64 {
+    let mut w = World::start();
+    let cred = w.box_credential.clone();
+    w.start_daemon(&cred);
+    w.wait_status("online", Duration::from_secs(20), |s| {
+        s.hub_online && s.state == "idle"
+    });
+    let caller = w.dial(
+        "box1",
+        &[
+            "--video-codec",
+            codec,
+            "--min-video-frames",
+            "30",
+            "--timeout",
+            "60",
+            "--no-hangup",
+        ],
+    );
+    let ok = caller.expect_event("media_ok", Duration::from_secs(60));
+    let call_id = ok["callId"]
+        .as_str()
+        .expect("media_ok names the call")
+        .to_owned();
+    let s = w.wait_status(
+        &format!("30 {codec} frames decoded by the box"),
+        Duration::from_secs(30),
+        |s| s.state == "in_call" && s.video_frames_received >= 30,
+    );
+    let log = w.daemon_log();
+    assert!(
+        log.contains("answering LiveKit's video offer")
+            && log.contains(&format!("codec={encoding}")),
+        "the box logs the codec it chose:\n{log}"
+    );
+
+    let path = format!("/api/calls/{call_id}/tracks");
+    let (status, tracks) = w.get_as(&w.alice.clone(), &path);
+    assert_eq!(status, 200, "{tracks}");
+    let alice_video = tracks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["identity"] == "alice" && t["kind"] == "video")
+        .unwrap_or_else(|| panic!("the caller's video track is listed: {tracks}"));
+    assert_eq!(
+        alice_video["codecs"][0]
+            .as_str()
+            .map(str::to_ascii_uppercase),
+        Some(format!("VIDEO/{encoding}")),
+        "{tracks}"
+    );
+    let (status, body) = w.get_as(&w.bob.clone(), &path);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("not_a_participant")),
+        "someone outside the call learns nothing about it"
+    );
+    hang_up(&w, caller);
+    s.video_frames_received
+}
+
+/// Browsers and most SDKs publish VP8 unless told otherwise: the box shows it with no
+/// configuration (its `media.receive_video_codec` preference stays `h264`).
+#[test]
+fn the_box_shows_a_vp8_caller() {
+    let n = box_decodes_a_caller_publishing("vp8", "VP8");
+    println!("vp8 caller: the box decoded {n} frames");
+}
+
+/// H.264 (what the box publishes, and what a caller asked for hardware decode sends).
+#[test]
+fn the_box_shows_an_h264_caller() {
+    let n = box_decodes_a_caller_publishing("h264", "H264");
+    println!("h264 caller: the box decoded {n} frames");
+}

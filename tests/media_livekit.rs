@@ -67,7 +67,12 @@ fn box_media_reaches_a_python_participant_and_back() {
     let plan = test_plan();
     media::init(&plan).expect("GStreamer elements present (make setup)");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let engine = MediaEngine::spawn(plan, callbox::config::RingtoneConfig::default(), tx);
+    let engine = MediaEngine::spawn(
+        plan,
+        callbox::config::RingtoneConfig::default(),
+        tx,
+        std::sync::Arc::new(media::NoTrackCodecs),
+    );
     engine.send(MediaCommand::Start {
         call_id: "c-smoke".into(),
         join,

@@ -180,6 +180,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/api/calls/invitations/respond", post(respond))
         .route("/api/calls/end", post(end))
         .route("/api/calls/{call_id}/token", post(token))
+        .route("/api/calls/{call_id}/tracks", get(tracks))
         .route("/api/calls/active", get(active))
         .route("/api/calls/history", get(history))
         .route("/ws", get(ws))
@@ -266,6 +267,15 @@ async fn token(
     Path(call_id): Path<String>,
 ) -> Result<Response, ApiError> {
     Ok(Json(hub.token(&caller, &call_id)?).into_response())
+}
+
+async fn tracks(
+    State(hub): State<Arc<Hub>>,
+    Caller(caller): Caller,
+    Path(call_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let tracks = detached(async move { hub.tracks(&caller, &call_id).await }).await?;
+    Ok(Json(tracks).into_response())
 }
 
 async fn active(State(hub): State<Arc<Hub>>, Caller(caller): Caller) -> Result<Response, ApiError> {

@@ -1,4 +1,5 @@
-//! The hub's side of LiveKit: RoomService calls (create/delete rooms, list participants)
+//! The hub's side of LiveKit: RoomService calls (create/delete rooms, list participants
+//! and their tracks)
 //! and verification of LiveKit's webhooks.
 
 use std::time::Duration;
@@ -132,6 +133,32 @@ impl LiveKit {
             .collect())
     }
 
+    /// The tracks published in `room`, by connected participants, with their codecs
+    /// (see [`callbox_protocol::PublishedTrack`]).
+    pub async fn published_tracks(
+        &self,
+        room: &str,
+    ) -> Result<Vec<callbox_protocol::PublishedTrack>, LiveKitError> {
+        const DISCONNECTED: i32 = livekit_protocol::participant_info::State::Disconnected as i32;
+        let list = self.rooms.list_participants(room).await.map_err(|source| {
+            LiveKitError::RoomService {
+                op: "ListParticipants",
+                room: room.to_owned(),
+                source: Box::new(source),
+            }
+        })?;
+        Ok(list
+            .into_iter()
+            .filter(|p| p.state != DISCONNECTED)
+            .flat_map(|p| {
+                let identity = p.identity;
+                p.tracks
+                    .into_iter()
+                    .map(move |t| published_track(&identity, t))
+            })
+            .collect())
+    }
+
     /// Verifies a webhook (JWT in `authorization`, signed with our API key, carrying the
     /// body's SHA-256) and extracts what the hub needs.
     ///
@@ -160,6 +187,36 @@ impl LiveKit {
             }
             Err(e) => Err(LiveKitError::WebhookAuth(e.to_string())),
         }
+    }
+}
+
+/// One LiveKit `TrackInfo` as the hub reports it: the codecs are the track's
+/// `codecs[].mimeType` (primary first), or its `mimeType` when the list is empty.
+fn published_track(
+    identity: &str,
+    t: livekit_protocol::TrackInfo,
+) -> callbox_protocol::PublishedTrack {
+    let mut codecs: Vec<String> = t
+        .codecs
+        .iter()
+        .map(|c| c.mime_type.clone())
+        .filter(|m| !m.is_empty())
+        .collect();
+    if codecs.is_empty() && !t.mime_type.is_empty() {
+        codecs.push(t.mime_type.clone());
+    }
+    let kind = if t.r#type == livekit_protocol::TrackType::Video as i32 {
+        "video"
+    } else if t.r#type == livekit_protocol::TrackType::Audio as i32 {
+        "audio"
+    } else {
+        "data"
+    };
+    callbox_protocol::PublishedTrack {
+        identity: identity.to_owned(),
+        sid: t.sid,
+        kind: kind.to_owned(),
+        codecs,
     }
 }
 
@@ -195,6 +252,33 @@ mod tests {
             })
         );
         assert_eq!(lenient_notice("[]"), None);
+    }
+
+    #[test]
+    fn a_track_lists_its_codecs_primary_first() {
+        let mut t = livekit_protocol::TrackInfo {
+            sid: "TR_1".into(),
+            r#type: livekit_protocol::TrackType::Video as i32,
+            mime_type: "video/VP8".into(),
+            ..Default::default()
+        };
+        let one = published_track("alice", t.clone());
+        assert_eq!(
+            (one.kind.as_str(), one.codecs),
+            ("video", vec!["video/VP8".into()])
+        );
+        for mime in ["video/VP9", "video/H264"] {
+            t.codecs.push(livekit_protocol::SimulcastCodecInfo {
+                mime_type: mime.into(),
+                ..Default::default()
+            });
+        }
+        let backup = published_track("alice", t);
+        assert_eq!(
+            backup.codecs,
+            vec!["video/VP9".to_owned(), "video/H264".into()]
+        );
+        assert_eq!(backup.identity, "alice");
     }
 
     #[test]

@@ -364,6 +364,26 @@ impl Hub {
             .join_info(&call.id, &call.room_name, &caller.identity, caller.kind)?)
     }
 
+    /// `GET /api/calls/{callId}/tracks`: the tracks published in a live call's room,
+    /// for a participant of the call (the box asks when LiveKit offers it a track).
+    ///
+    /// Errors: the call is unknown, over, or `caller` is not in it; LiveKit unreachable.
+    pub async fn tracks(
+        &self,
+        caller: &Principal,
+        call_id: &str,
+    ) -> Result<Vec<callbox_protocol::PublishedTrack>, ServiceError> {
+        let call = self
+            .store
+            .transact(|c| store::load_call(c, call_id))?
+            .ok_or_else(|| CallError::CallNotFound(call_id.to_owned()))?;
+        call.check_can_join(&caller.identity)?;
+        self.livekit
+            .published_tracks(&call.room_name)
+            .await
+            .map_err(ServiceError::LiveKitUnavailable)
+    }
+
     /// `GET /api/calls/active`.
     pub fn active(&self, caller: &Principal) -> Result<Vec<CallRecord>, ServiceError> {
         Ok(self

@@ -128,6 +128,27 @@ pub struct JoinInfo {
     pub subscriber: Option<ParticipantToken>,
 }
 
+/// One track published in a call's LiveKit room, as `GET /api/calls/{callId}/tracks`
+/// returns it (from LiveKit's RoomService `ListParticipants`).
+///
+/// The box asks for these when LiveKit offers it the caller's tracks: GStreamer 1.22's
+/// `webrtcbin` answers an offer with one codec per m-line, so the box must know which
+/// codec a video track is sent in to answer with that codec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedTrack {
+    /// Identity of the publishing participant.
+    pub identity: String,
+    /// LiveKit track SID (`TR_…`), as in the SDP's `a=msid`.
+    pub sid: String,
+    /// `audio` or `video`.
+    pub kind: String,
+    /// MIME types the track is published in, primary first (`video/VP8`,
+    /// `video/H264`; more than one with a backup codec). Empty when LiveKit has not
+    /// negotiated the track yet.
+    pub codecs: Vec<String>,
+}
+
 /// A plain acknowledgement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {

@@ -8,6 +8,7 @@
 //! any time. The ringtone is a small pipeline of its own on the same thread
 //! ([`ringtone`]).
 
+pub mod codecs;
 mod elements;
 mod pipeline;
 pub mod ringtone;
@@ -22,6 +23,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::{self, MediaConfig, RingtoneConfig};
 
+pub use codecs::{NoTrackCodecs, TrackCodecSource};
 pub use elements::package_for;
 pub use ringtone::RingtoneStatus;
 
@@ -290,11 +292,13 @@ pub struct MediaEngine {
 
 impl MediaEngine {
     /// Spawns the media thread, which plays `ringtone` on `plan`'s audio sink when
-    /// told to. Call [`init`] first.
+    /// told to, and learns the codecs of the callers' tracks from `track_codecs` (the
+    /// hub; [`NoTrackCodecs`] without one). Call [`init`] first.
     pub fn spawn(
         plan: MediaPlan,
         ringtone: RingtoneConfig,
         events: UnboundedSender<MediaEvent>,
+        track_codecs: Arc<dyn TrackCodecSource>,
     ) -> Self {
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
@@ -303,7 +307,7 @@ impl MediaEngine {
         let r = ring_status.clone();
         let thread = std::thread::Builder::new()
             .name("media".into())
-            .spawn(move || media_thread(plan, ringtone, rx, events, c, r))
+            .spawn(move || media_thread(plan, ringtone, rx, events, c, r, track_codecs))
             .expect("spawning the media thread");
         Self {
             tx: Some(tx),
@@ -350,6 +354,7 @@ fn media_thread(
     events: UnboundedSender<MediaEvent>,
     counters: Arc<Counters>,
     ring_status: Arc<RingtoneStatus>,
+    track_codecs: Arc<dyn TrackCodecSource>,
 ) {
     let mut current: Option<pipeline::Session> = None;
     let mut ringer = ringtone::Ringer::new(&plan, ringtone, ring_status);
@@ -379,6 +384,7 @@ fn media_thread(
                     mic_muted,
                     video,
                     counters.clone(),
+                    track_codecs.clone(),
                 ) {
                     Ok(s) => current = Some(s),
                     Err(e) => {

@@ -9,6 +9,7 @@ use callbox_protocol::JoinInfo;
 use gst::glib;
 use gst::prelude::*;
 
+use super::codecs::{self, TrackCodecSource};
 use super::{Counters, MediaError, MediaEvent, MediaPlan, SourceKind};
 
 /// A running call's media.
@@ -49,7 +50,8 @@ fn probe_count(pad: &gst::Pad, counters: &Arc<Counters>, pick: fn(&Counters) -> 
 
 impl Session {
     /// Builds both pipelines and sets them to PLAYING. `video`: publish the camera; an
-    /// audio-only call (`false`) never opens it.
+    /// audio-only call (`false`) never opens it. `track_codecs` tells the subscriber
+    /// which codec each offered video track is sent in (see [`codecs`]).
     pub fn start(
         plan: &MediaPlan,
         call_id: &str,
@@ -57,6 +59,7 @@ impl Session {
         mic_muted: bool,
         video: bool,
         counters: Arc<Counters>,
+        track_codecs: Arc<dyn TrackCodecSource>,
     ) -> Result<Self, MediaError> {
         let (Some(publisher), Some(subscriber)) = (&join.publisher, &join.subscriber) else {
             return Err(MediaError::NoDeviceTokens {
@@ -68,10 +71,12 @@ impl Session {
             build_publisher(plan, &join.url, &publisher.token, video, &counters, &joined)?;
         let subscribe = build_subscriber(
             plan,
+            call_id,
             &join.url,
             &subscriber.token,
             &publisher.identity,
             &counters,
+            track_codecs,
         )?;
         let session = Self {
             call_id: call_id.to_owned(),
@@ -394,10 +399,12 @@ fn add_camera(
 
 fn build_subscriber(
     plan: &MediaPlan,
+    call_id: &str,
     url: &str,
     token: &str,
     own_publisher: &str,
     counters: &Arc<Counters>,
+    track_codecs: Arc<dyn TrackCodecSource>,
 ) -> Result<gst::Pipeline, MediaError> {
     const W: &str = "subscribe";
     let pipeline = gst::Pipeline::with_name("subscribe");
@@ -413,10 +420,13 @@ fn build_subscriber(
         gst::Array::new([own_publisher]),
     );
     set_ice_servers(&src, plan);
-    src.set_property(
-        "video-codecs",
-        gst::Array::new([plan.config.receive_video_codec.encoding_name()]),
-    );
+    let preference = plan.config.receive_video_codec;
+    if let Err(e) = codecs::answer_with_the_offered_codec(&src, call_id, track_codecs, preference) {
+        tracing::warn!(
+            call_id, error = %e, codec = preference.encoding_name(),
+            "cannot choose the video codec per offer; answering with media.receive_video_codec only"
+        );
+    }
     pipeline.add(&src).map_err(build_err(W))?;
 
     let video_sink = plan.video_sink;

@@ -32,7 +32,10 @@ fn engine(
     let plan = MediaPlan::resolve(&media);
     assert_eq!(plan.audio_sink, "fakesink");
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    (MediaEngine::spawn(plan, config, tx), rx)
+    (
+        MediaEngine::spawn(plan, config, tx, Arc::new(crate::media::NoTrackCodecs)),
+        rx,
+    )
 }
 
 /// Polls `cond` every millisecond until it holds or `limit` passes; returns the wait.

@@ -1,17 +1,19 @@
-//! The box's side of the hub protocol (design §3): REST calls ([`HubClient`]) and the
-//! event WebSocket ([`ws::run`]) with capped, jittered exponential reconnect.
+//! The box's side of the hub protocol (design §3): REST calls ([`HubClient`]), the
+//! event WebSocket ([`ws::run`]) with capped, jittered exponential reconnect, and the
+//! hub as the media thread's source of the callers' track codecs ([`HubTrackCodecs`]).
 
 pub mod ws;
 
 use std::time::Duration;
 
 use callbox_protocol::{
-    CallType, EndRequest, ErrorBody, InviteRequest, JoinInfo, RejectReason, RespondAction,
-    RespondRequest,
+    CallType, EndRequest, ErrorBody, InviteRequest, JoinInfo, PublishedTrack, RejectReason,
+    RespondAction, RespondRequest,
 };
 use reqwest::StatusCode;
 
 use crate::config::HubConfig;
+use crate::media::TrackCodecSource;
 
 /// A failed request to the hub.
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +191,45 @@ impl HubClient {
         self.post("/api/calls/end", &body).await.map(drop)
     }
 
+    /// The tracks published in a call's room (`GET /api/calls/{callId}/tracks`).
+    pub async fn tracks(&self, call_id: &str) -> Result<Vec<PublishedTrack>, SignalingError> {
+        let url = format!("{}/api/calls/{call_id}/tracks", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.credential)
+            .send()
+            .await
+            .map_err(|source| SignalingError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|source| SignalingError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+        if !status.is_success() {
+            let (error, message) = match serde_json::from_str::<ErrorBody>(&text) {
+                Ok(b) => (b.error, b.message),
+                Err(_) => ("unknown".into(), text),
+            };
+            return Err(SignalingError::Status {
+                url,
+                status: status.as_u16(),
+                error,
+                message,
+            });
+        }
+        serde_json::from_str(&text).map_err(|e| SignalingError::Decode {
+            url,
+            detail: e.to_string(),
+        })
+    }
+
     /// Fresh join tokens for a call the box is in (rejoin after a media fault).
     pub async fn token(&self, call_id: &str) -> Result<JoinInfo, SignalingError> {
         self.post_json(
@@ -196,5 +237,40 @@ impl HubClient {
             &serde_json::json!({}),
         )
         .await
+    }
+}
+
+/// The hub as the media thread's [`TrackCodecSource`]: `GET /api/calls/{id}/tracks`,
+/// run on the daemon's tokio runtime, waited for on the calling (GStreamer) thread.
+pub struct HubTrackCodecs {
+    hub: HubClient,
+    runtime: tokio::runtime::Handle,
+}
+
+impl HubTrackCodecs {
+    /// How long one request may take before the box answers with its preference.
+    pub const TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+    /// Uses `hub` on `runtime` (the daemon's).
+    pub fn new(hub: HubClient, runtime: tokio::runtime::Handle) -> Self {
+        Self { hub, runtime }
+    }
+}
+
+impl TrackCodecSource for HubTrackCodecs {
+    fn published_tracks(&self, call_id: &str) -> Result<Vec<PublishedTrack>, String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let hub = self.hub.clone();
+        let call_id = call_id.to_owned();
+        self.runtime.spawn(async move {
+            let _ = tx.send(hub.tracks(&call_id).await);
+        });
+        match rx.recv_timeout(Self::TIMEOUT) {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "the hub did not list the call's tracks within {} ms",
+                Self::TIMEOUT.as_millis()
+            )),
+        }
     }
 }

@@ -197,6 +197,21 @@ level = "info,callbox=debug"
         PyPeer::spawn("caller.py", args)
     }
 
+    /// `GET path` with `credential`: the status and the JSON body.
+    pub fn get_as(&self, credential: &str, path: &str) -> (u16, Value) {
+        let url = format!("{}{path}", self.hub_url);
+        self.rt.block_on(async {
+            let resp = reqwest::Client::new()
+                .get(&url)
+                .bearer_auth(credential)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json().await.unwrap_or(Value::Null))
+        })
+    }
+
     pub fn get(&self, path: &str) -> Value {
         let url = format!("{}{path}", self.hub_url);
         self.rt.block_on(async {
