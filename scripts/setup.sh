@@ -29,6 +29,8 @@ debs=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-libav gstreamer1.0-alsa
   gstreamer1.0-tools libasound2-dev libudev-dev libssl-dev python3-venv
+  # The call screen's text (textoverlay, in the pango plugin) and a font for it.
+  gstreamer1.0-x fonts-dejavu-core
   # make deb-check: a clean Debian to install the packages into; systemd-analyze.
   mmdebstrap systemd
   # make lab: QEMU, the initramfs, depmod, objtool's libelf, the port-forward check.

@@ -15,6 +15,7 @@ use crate::config::{Config, DndSchedule};
 use crate::control::{self, Request, Status, StatusSource};
 use crate::gpio::{Led, LedPattern, LedPatterns, Panel};
 use crate::media::{self, MediaCommand, MediaEngine, MediaEvent, MediaPlan, SourceKind};
+use crate::screen::{Presenter, Scene};
 use crate::service::Notifier;
 use crate::signaling::{HubClient, HubTrackCodecs, ws};
 
@@ -58,7 +59,8 @@ impl Timers {
 /// change, and pings the watchdog from this loop (see [`crate::service`]).
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut notifier = Notifier::from_env();
-    let plan = MediaPlan::resolve(&config.media);
+    let mut plan = MediaPlan::resolve(&config.media);
+    plan.screen = config.screen.clone();
     tracing::info!(
         video_source = %describe(&plan.video_source, "videotestsrc", "v4l2src"),
         audio_source = %describe(&plan.audio_source, "audiotestsrc", "alsasrc"),
@@ -142,6 +144,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ringtone: engine.ringtone().clone(),
         leds: Arc::new(move || led_map(&leds_panel)),
         requests: requests_tx,
+        screenshot: {
+            let media = std::sync::Mutex::new(engine.sender());
+            Arc::new(move || {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let media = media.lock().ok()?;
+                media.as_ref()?.send(MediaCommand::Snapshot(tx)).ok()?;
+                Some(rx)
+            })
+        },
     };
     // Bound before READY=1, so `callbox status` works as soon as systemd says started.
     let control_task = match control::bind(&config.control.socket) {
@@ -188,6 +199,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut calls_answered = 0u64;
     let mut last_outputs: Option<Outputs> = None;
     apply_outputs(&panel, &engine, &patterns, call::outputs(&state), None);
+    let mut presenter = Presenter::new(&config.screen, hub.base(), Instant::now());
+    let mut last_scene: Option<Scene> = None;
+    show_scene(&engine, &mut presenter, &state, &mut last_scene);
+    // Re-evaluates the screen (ended-call summary expiring, blanking) without events.
+    let mut screen_tick = tokio::time::interval(Duration::from_secs(1));
+    screen_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     tracing::info!(hub = hub.base(), "callbox running");
@@ -202,6 +219,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             // The watchdog is fed here and only here: if this loop hangs, the pings stop.
             _ = watchdog.tick() => {
                 notifier.ping();
+                continue;
+            }
+            _ = screen_tick.tick() => {
+                show_scene(&engine, &mut presenter, &state, &mut last_scene);
                 continue;
             }
             Some(ev) = events.recv() => ev,
@@ -228,8 +249,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             fail::fail_point!("supervisor-event");
         }
         let before = state.phase.name();
-        let (next, effects) = call::step(state, event, Instant::now(), &settings);
+        let before_phase = state.phase.clone();
+        let now = Instant::now();
+        let (next, effects) = call::step(state, event.clone(), now, &settings);
         state = next;
+        presenter.observe(&before_phase, &event, &state, now);
         if state.phase.name() != before {
             let call = state.phase.call();
             tracing::info!(
@@ -243,14 +267,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 calls_answered += 1;
             }
         }
-        publish_status(&status, &state, calls_answered);
-        notifier.status(&call::status_line(&state));
         // Outputs first: the ringtone stops before media starts on the same speaker.
         let out = call::outputs(&state);
         if last_outputs != Some(out) {
             apply_outputs(&panel, &engine, &patterns, out, last_outputs);
             last_outputs = Some(out);
         }
+        show_scene(&engine, &mut presenter, &state, &mut last_scene);
+        // Then the status: whoever reads `callbox status` finds the LEDs and the screen
+        // already told.
+        publish_status(&status, &state, calls_answered);
+        notifier.status(&call::status_line(&state));
         for effect in effects {
             execute(effect, &hub, &engine, &mut timers, &events_tx);
         }
@@ -276,6 +303,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .context("stopping media")?;
     Ok(())
+}
+
+/// Sends the screen its scene for `state` when it changed.
+fn show_scene(
+    engine: &MediaEngine,
+    presenter: &mut Presenter,
+    state: &State,
+    last: &mut Option<Scene>,
+) {
+    let scene = presenter.scene(state, Instant::now());
+    if last.as_ref() != Some(&scene) {
+        engine.send(MediaCommand::Screen {
+            scene: scene.clone(),
+            since: state.phase.answered_at(),
+        });
+        *last = Some(scene);
+    }
 }
 
 /// The state machine's settings from the config file.

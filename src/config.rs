@@ -66,6 +66,9 @@ pub struct Config {
     /// `[gpio]`: buttons, LEDs, their pins and patterns.
     #[serde(default)]
     pub gpio: crate::gpio::GpioConfig,
+    /// `[screen]`: the call screen on HDMI.
+    #[serde(default)]
+    pub screen: crate::screen::ScreenConfig,
     /// `[control]`: the local control socket.
     #[serde(default)]
     pub control: ControlConfig,

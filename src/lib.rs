@@ -10,5 +10,6 @@ pub mod config;
 pub mod control;
 pub mod gpio;
 pub mod media;
+pub mod screen;
 pub mod service;
 pub mod signaling;

@@ -57,6 +57,17 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Save what the call screen shows right now as a PNG file.
+    Screenshot {
+        /// Config file (to find the control socket).
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Control socket path; overrides the config.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Where to write the PNG.
+        file: PathBuf,
+    },
     /// Validate the config file and check that every GStreamer element it needs exists.
     Check {
         /// Config file.
@@ -143,6 +154,24 @@ fn main() -> ExitCode {
             if let Some(e) = answer.get("error").and_then(|e| e.as_str()) {
                 anyhow::bail!("{e}");
             }
+            Ok(())
+        })(),
+        Command::Screenshot {
+            config,
+            socket,
+            file,
+        } => (|| {
+            let socket = match socket {
+                Some(s) => s,
+                None => load(&config)?.control.socket,
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let png = rt.block_on(control::screenshot_png(&socket))?;
+            std::fs::write(&file, &png)
+                .with_context(|| format!("writing {}", file.display()))?;
+            println!("{}: {} bytes", file.display(), png.len());
             Ok(())
         })(),
         Command::Check { config } => load(&config).and_then(|c| {

@@ -2,7 +2,8 @@
 //! service user) speaking one JSON object per line. It is how `callbox ctl`, installers
 //! and tests see and drive the box without a caller: `{"cmd":"status"}`, `answer`,
 //! `decline`, `hangup`, `mute`, `unmute`, `dnd_on`, `dnd_off`,
-//! `{"cmd":"dial","identity":"…"}`, `{"cmd":"press","button":"call","long":false}`.
+//! `{"cmd":"dial","identity":"…"}`, `{"cmd":"press","button":"call","long":false}`,
+//! and `{"cmd":"screenshot"}` (the call screen's last frame: `{"png_base64":"…"}`).
 //! Commands are handed to the supervisor; the answer `{"ok":true}` means accepted.
 //! No network exposure.
 
@@ -124,6 +125,29 @@ pub struct StatusSource {
     pub leds: Arc<dyn Fn() -> serde_json::Map<String, serde_json::Value> + Send + Sync>,
     /// Requests for the supervisor.
     pub requests: tokio::sync::mpsc::UnboundedSender<Request>,
+    /// Asks the media thread for the call screen's last frame as PNG.
+    pub screenshot: Arc<dyn Fn() -> Option<ScreenshotReply> + Send + Sync>,
+}
+
+/// Where the media thread answers a screenshot request: the PNG's bytes or why not.
+pub type ScreenshotReply = tokio::sync::oneshot::Receiver<Result<Vec<u8>, String>>;
+
+/// How long a screenshot may take.
+const SCREENSHOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn screenshot(source: &StatusSource) -> serde_json::Value {
+    use base64::Engine as _;
+    let Some(reply) = (source.screenshot)() else {
+        return serde_json::json!({"error": "the media thread is not running"});
+    };
+    match tokio::time::timeout(SCREENSHOT_TIMEOUT, reply).await {
+        Ok(Ok(Ok(png))) => serde_json::json!({
+            "png_base64": base64::engine::general_purpose::STANDARD.encode(&png)
+        }),
+        Ok(Ok(Err(e))) => serde_json::json!({ "error": e }),
+        Ok(Err(_)) => serde_json::json!({"error": "the media thread dropped the request"}),
+        Err(_) => serde_json::json!({"error": "the media thread did not answer in 10 s"}),
+    }
 }
 
 impl StatusSource {
@@ -153,7 +177,7 @@ struct WireRequest {
 }
 
 const COMMANDS: &str =
-    "status, answer, decline, hangup, mute, unmute, dnd_on, dnd_off, dial, press";
+    "status, screenshot, answer, decline, hangup, mute, unmute, dnd_on, dnd_off, dial, press";
 
 fn parse_request(req: WireRequest) -> Result<Request, String> {
     let cmd = |c| Ok(Request::Command(c));
@@ -239,6 +263,7 @@ async fn handle(stream: UnixStream, source: &StatusSource) -> std::io::Result<()
         let answer = match serde_json::from_str::<WireRequest>(&line) {
             Ok(req) if req.cmd == "status" => serde_json::to_value(source.snapshot())
                 .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()})),
+            Ok(req) if req.cmd == "screenshot" => screenshot(source).await,
             Ok(req) => match parse_request(req) {
                 Ok(r) => {
                     tracing::info!(request = ?r, "control request");
@@ -280,6 +305,24 @@ pub async fn request(path: &Path, line: &str) -> Result<serde_json::Value, Contr
         .map_err(io)?
         .ok_or_else(|| ControlError::Protocol("no answer".into()))?;
     serde_json::from_str(&answer).map_err(|e| ControlError::Protocol(format!("{e}: {answer}")))
+}
+
+/// Asks the daemon at `path` for the call screen's last frame; returns the PNG bytes.
+///
+/// Errors: the socket, or the daemon's `error` (no screen, no frame yet).
+pub async fn screenshot_png(path: &Path) -> Result<Vec<u8>, ControlError> {
+    use base64::Engine as _;
+    let answer = request(path, r#"{"cmd":"screenshot"}"#).await?;
+    if let Some(e) = answer.get("error").and_then(|e| e.as_str()) {
+        return Err(ControlError::Protocol(e.to_owned()));
+    }
+    let b64 = answer
+        .get("png_base64")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| ControlError::Protocol(format!("no png_base64 in {answer}")))?;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| ControlError::Protocol(format!("png_base64: {e}")))
 }
 
 /// The request line for a `callbox ctl` command and its arguments, e.g.
@@ -359,6 +402,7 @@ mod tests {
             ringtone: Arc::new(RingtoneStatus::default()),
             leds: Arc::new(serde_json::Map::new),
             requests: tx,
+            screenshot: Arc::new(|| None),
         };
         let p = path.clone();
         let server = tokio::spawn(async move { serve(&p, src).await });
@@ -389,6 +433,7 @@ mod tests {
             ringtone: Arc::new(RingtoneStatus::default()),
             leds: Arc::new(serde_json::Map::new),
             requests: tx,
+            screenshot: Arc::new(|| None),
         };
         let p = path.clone();
         let server = tokio::spawn(async move { serve(&p, src).await });

@@ -36,6 +36,12 @@ const PACKAGES: &[(&str, &str)] = &[
     ("dtlssrtpenc", "gstreamer1.0-plugins-bad"),
     ("h264parse", "gstreamer1.0-plugins-bad"),
     ("kmssink", "gstreamer1.0-plugins-bad"),
+    ("compositor", "gstreamer1.0-plugins-base"),
+    ("textoverlay", "gstreamer1.0-x"),
+    ("intervideosrc", "gstreamer1.0-plugins-bad"),
+    ("intervideosink", "gstreamer1.0-plugins-bad"),
+    ("tee", "libgstreamer1.0-0"),
+    ("pngenc", "gstreamer1.0-plugins-good"),
     ("v4l2h264enc", "gstreamer1.0-plugins-good"),
     (
         "livekitwebrtcsink",
@@ -51,6 +57,15 @@ pub fn package_for(element: &str) -> Option<&'static str> {
         .find(|(e, _)| *e == element)
         .map(|(_, p)| *p)
 }
+
+/// The call screen's elements (media::screen) and the self-view's.
+pub const SCREEN: &[&str] = &[
+    "compositor",
+    "textoverlay",
+    "intervideosrc",
+    "intervideosink",
+    "tee",
+];
 
 /// Elements every call needs besides the configured sources and sinks: WebRTC
 /// transport, H.264 and Opus.

@@ -12,6 +12,7 @@ pub mod codecs;
 mod elements;
 mod pipeline;
 pub mod ringtone;
+pub mod screen;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +23,7 @@ use callbox_protocol::JoinInfo;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::{self, MediaConfig, RingtoneConfig};
+use crate::screen::{Scene, ScreenConfig};
 
 pub use codecs::{NoTrackCodecs, TrackCodecSource};
 pub use elements::package_for;
@@ -82,6 +84,8 @@ pub struct MediaPlan {
     pub audio_sink: &'static str,
     /// The `[media]` section.
     pub config: MediaConfig,
+    /// The `[screen]` section (defaults unless the caller sets it).
+    pub screen: ScreenConfig,
 }
 
 /// A capture source.
@@ -148,6 +152,7 @@ impl MediaPlan {
             video_sink,
             audio_sink,
             config: config.clone(),
+            screen: ScreenConfig::default(),
         }
     }
 
@@ -163,6 +168,7 @@ impl MediaPlan {
             SourceKind::Test => "audiotestsrc",
         });
         v.extend(["videoscale", "videorate", self.video_sink, self.audio_sink]);
+        v.extend(elements::SCREEN);
         v
     }
 }
@@ -263,6 +269,15 @@ pub enum MediaCommand {
     /// Start (`true`) or stop (`false`) the ringtone; repeating the current state is a
     /// no-op. A `Start` stops the ringtone too, so the call gets the speaker.
     Ringtone(bool),
+    /// Show `scene` on the call screen; `since`: when the current call was answered.
+    Screen {
+        /// What to show.
+        scene: Scene,
+        /// For the call duration.
+        since: Option<Instant>,
+    },
+    /// Encode the screen's last frame as PNG and send it back.
+    Snapshot(tokio::sync::oneshot::Sender<Result<Vec<u8>, String>>),
 }
 
 /// Reports from the media thread.
@@ -324,6 +339,11 @@ impl MediaEngine {
         }
     }
 
+    /// A sender of commands, for other tasks (the control socket's screenshots).
+    pub fn sender(&self) -> Option<mpsc::Sender<MediaCommand>> {
+        self.tx.clone()
+    }
+
     /// The current call's frame counters.
     pub fn counters(&self) -> &Arc<Counters> {
         &self.counters
@@ -358,6 +378,20 @@ fn media_thread(
 ) {
     let mut current: Option<pipeline::Session> = None;
     let mut ringer = ringtone::Ringer::new(&plan, ringtone, ring_status);
+    let idle = Scene::Idle {
+        name: plan.screen.name.clone(),
+        hub_online: false,
+        hub_url: String::new(),
+        dnd: false,
+    };
+    let mut screen = match screen::Screen::start(&plan, &plan.screen, idle) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(error = %e, sink = plan.video_sink, "the call screen cannot start; calls work without it");
+            None
+        }
+    };
+    let mut last_tick = Instant::now();
     loop {
         // Wake on the ringtone's next cadence boundary when that comes first.
         let timeout = ringer.next_wake().map_or(POLL_INTERVAL, |at| {
@@ -416,8 +450,34 @@ fn media_thread(
                 }
                 ringer.set(on);
             }
+            Ok(MediaCommand::Screen { scene, since }) => {
+                if let Some(s) = screen.as_mut() {
+                    s.show(scene, since);
+                }
+            }
+            Ok(MediaCommand::Snapshot(reply)) => {
+                let png = match screen.as_ref() {
+                    Some(s) => s.snapshot_png(),
+                    None => Err("the call screen is not running (see the log)".into()),
+                };
+                let _ = reply.send(png);
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(s) = screen.as_mut() {
+            let channels = current
+                .as_ref()
+                .map(|c| c.remote_channels())
+                .unwrap_or_default();
+            s.set_remotes(&channels);
+            if last_tick.elapsed() >= screen::TICK {
+                last_tick = Instant::now();
+                s.tick();
+                if let Some(e) = s.poll() {
+                    tracing::error!(error = %e, "call screen error");
+                }
+            }
         }
         ringer.poll();
         if let Some(s) = current.as_mut() {
@@ -428,6 +488,9 @@ fn media_thread(
     }
     ringer.stop("media thread exiting");
     if let Some(s) = current.take() {
+        s.stop();
+    }
+    if let Some(s) = screen.take() {
         s.stop();
     }
 }

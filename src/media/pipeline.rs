@@ -19,9 +19,15 @@ pub struct Session {
     subscribe: gst::Pipeline,
     /// Set by `livekitwebrtcsink`'s `consumer-added`: the SFU session exists.
     joined: Arc<AtomicBool>,
+    /// The `intervideosink` channels of the remote videos, in the order they appeared
+    /// (the screen shows one tile each).
+    remote_channels: Arc<std::sync::Mutex<Vec<String>>>,
     started_reported: bool,
     failed: bool,
 }
+
+/// Numbers the remote video channels of the process (`callbox-remote-N`).
+static NEXT_REMOTE: AtomicU64 = AtomicU64::new(0);
 
 fn build_err(which: &'static str) -> impl Fn(glib::BoolError) -> MediaError {
     move |e| MediaError::Build {
@@ -67,6 +73,7 @@ impl Session {
             });
         };
         let joined = Arc::new(AtomicBool::new(false));
+        let remote_channels = Arc::new(std::sync::Mutex::new(Vec::new()));
         let publish =
             build_publisher(plan, &join.url, &publisher.token, video, &counters, &joined)?;
         let subscribe = build_subscriber(
@@ -77,12 +84,14 @@ impl Session {
             &publisher.identity,
             &counters,
             track_codecs,
+            &remote_channels,
         )?;
         let session = Self {
             call_id: call_id.to_owned(),
             publish,
             subscribe,
             joined,
+            remote_channels,
             started_reported: false,
             failed: false,
         };
@@ -160,6 +169,14 @@ impl Session {
             });
         }
         out
+    }
+
+    /// The `intervideosink` channels of the remote videos so far, oldest first.
+    pub fn remote_channels(&self) -> Vec<String> {
+        self.remote_channels
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
     }
 
     /// Sets both pipelines to NULL (leaves the room).
@@ -341,8 +358,9 @@ fn build_publisher(
     Ok(pipeline)
 }
 
-/// The camera branch of the publisher: source → convert/scale/rate → caps → queue →
-/// `sink.video_%u`. Only video calls have it.
+/// The camera branch of the publisher: source → convert/scale/rate → caps → tee → queue
+/// → `sink.video_%u`, and from the tee the self-view to the call screen. Only video
+/// calls have it.
 fn add_camera(
     pipeline: &gst::Pipeline,
     sink: &gst::Element,
@@ -371,23 +389,39 @@ fn add_camera(
         .build();
     let vcaps = make("capsfilter", W)?;
     vcaps.set_property("caps", &caps);
+    let tee = make("tee", W)?;
     let vchain = [
         vsrc,
         make("videoconvert", W)?,
         make("videoscale", W)?,
         make("videorate", W)?,
         vcaps,
+        tee.clone(),
         make("queue", W)?,
     ];
     pipeline.add_many(&vchain).map_err(build_err(W))?;
     gst::Element::link_many(&vchain).map_err(build_err(W))?;
+    // The self-view: the same frames to the call screen, never holding up the call.
+    let self_view = gst::parse::bin_from_description(
+        &format!(
+            "queue leaky=downstream max-size-buffers=2 ! intervideosink sync=false channel={}",
+            super::screen::SELF_CHANNEL
+        ),
+        true,
+    )
+    .map_err(|e| MediaError::Build {
+        which: W,
+        detail: format!("self-view branch: {e}"),
+    })?;
+    pipeline.add(&self_view).map_err(build_err(W))?;
+    tee.link(&self_view).map_err(build_err(W))?;
     let vpad = sink
         .request_pad_simple("video_%u")
         .ok_or_else(|| MediaError::Build {
             which: W,
             detail: "livekitwebrtcsink gave no video pad".into(),
         })?;
-    let vq_src = vchain[5].static_pad("src").expect("queue has a src pad");
+    let vq_src = vchain[6].static_pad("src").expect("queue has a src pad");
     vq_src.link(&vpad).map_err(|e| MediaError::Build {
         which: W,
         detail: format!("linking video to the sink: {e:?}"),
@@ -405,6 +439,7 @@ fn build_subscriber(
     own_publisher: &str,
     counters: &Arc<Counters>,
     track_codecs: Arc<dyn TrackCodecSource>,
+    remote_channels: &Arc<std::sync::Mutex<Vec<String>>>,
 ) -> Result<gst::Pipeline, MediaError> {
     const W: &str = "subscribe";
     let pipeline = gst::Pipeline::with_name("subscribe");
@@ -429,24 +464,28 @@ fn build_subscriber(
     }
     pipeline.add(&src).map_err(build_err(W))?;
 
-    let video_sink = plan.video_sink;
     let audio_sink = plan.audio_sink;
     let sink_settings = SinkSettings::from_config(&plan.config);
     let counters = counters.clone();
+    let channels = remote_channels.clone();
     let weak_pipeline = pipeline.downgrade();
     src.connect_pad_added(move |_, pad| {
         let Some(pipeline) = weak_pipeline.upgrade() else {
             return;
         };
         let name = pad.name();
+        let mut channel = None;
         let (desc, pick): (String, fn(&Counters) -> &AtomicU64) = if name.starts_with("video") {
-            (
-                format!(
-                    "queue ! videoconvert ! videoscale ! {}",
-                    sink_desc(video_sink)
-                ),
-                |c| &c.video_frames_received,
-            )
+            // To the call screen, which composes it (media::screen).
+            let c = format!(
+                "callbox-remote-{}",
+                NEXT_REMOTE.fetch_add(1, Ordering::Relaxed)
+            );
+            let desc = format!(
+                "queue ! videoconvert ! intervideosink name={REMOTE_SINK} channel={c}"
+            );
+            channel = Some(c);
+            (desc, |c| &c.video_frames_received)
         } else if name.starts_with("audio") {
             (
                 format!(
@@ -478,6 +517,9 @@ fn build_subscriber(
             return;
         }
         let _ = bin.sync_state_with_parent();
+        if let (Some(c), Ok(mut list)) = (channel, channels.lock()) {
+            list.push(c);
+        }
         tracing::info!(pad = %name, "remote track playing");
     });
     Ok(pipeline)
@@ -497,7 +539,7 @@ fn sink_desc(element: &str) -> String {
 /// The `[media]` settings of the playback sinks, set as properties (not spliced into a
 /// launch line, so no quoting issue with device names such as `plughw:CARD=Loopback,DEV=0`).
 #[derive(Debug, Clone)]
-struct SinkSettings {
+pub(super) struct SinkSettings {
     /// `alsasink device=`, from `media.audio_output_device`.
     alsa_device: String,
     /// `kmssink driver-name=`, from `media.kms_driver`.
@@ -505,14 +547,14 @@ struct SinkSettings {
 }
 
 impl SinkSettings {
-    fn from_config(config: &crate::config::MediaConfig) -> Self {
+    pub(super) fn from_config(config: &crate::config::MediaConfig) -> Self {
         Self {
             alsa_device: config.audio_output_device.clone(),
             kms_driver: config.kms_driver.clone(),
         }
     }
 
-    fn apply(&self, sink: &gst::Element) {
+    pub(super) fn apply(&self, sink: &gst::Element) {
         let factory = sink
             .factory()
             .map(|f| f.name().to_string())

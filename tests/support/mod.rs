@@ -299,3 +299,111 @@ impl Drop for World {
         }
     }
 }
+
+/// A decoded screenshot: RGB, 8 bits per channel.
+pub struct Picture {
+    pub width: usize,
+    pub height: usize,
+    pub rgb: Vec<u8>,
+}
+
+/// Where the e2e tests leave their screenshots (`target/screen/*.png`).
+pub fn screen_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screen");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl Picture {
+    /// Decodes a PNG file with GStreamer (`filesrc ! pngdec ! videoconvert`).
+    pub fn load(file: &std::path::Path) -> Picture {
+        use gst::prelude::*;
+        gst::init().unwrap();
+        let pipeline = gst::parse::launch(&format!(
+            "filesrc location=\"{}\" ! pngdec ! videoconvert ! video/x-raw,format=RGB ! fakesink name=out enable-last-sample=true sync=false",
+            file.display()
+        ))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let bus = pipeline.bus().unwrap();
+        let msg = bus
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(10),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            )
+            .expect("PNG decodes within 10 s");
+        assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "decoding {}: {msg:?}", file.display());
+        let sample = pipeline
+            .by_name("out")
+            .unwrap()
+            .property::<Option<gst::Sample>>("last-sample")
+            .expect("a decoded frame");
+        pipeline.set_state(gst::State::Null).unwrap();
+        let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+        let map = sample.buffer().unwrap().map_readable().unwrap();
+        let (w, h, stride) = (info.width() as usize, info.height() as usize, info.stride()[0] as usize);
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            rgb.extend_from_slice(&map[y * stride..y * stride + w * 3]);
+        }
+        Picture { width: w, height: h, rgb }
+    }
+
+    pub fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
+        let i = (y * self.width + x) * 3;
+        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
+    }
+
+    /// The share of a 24×16 grid of samples inside the rectangle (fractions of the
+    /// width and height: x0, y0, x1, y1) for which `pred` holds.
+    pub fn share(&self, (x0, y0, x1, y1): (f64, f64, f64, f64), pred: impl Fn([u8; 3]) -> bool) -> f64 {
+        let (mut n, mut hit) = (0, 0);
+        for j in 0..16 {
+            for i in 0..24 {
+                let x = ((x0 + (x1 - x0) * (i as f64 + 0.5) / 24.0) * self.width as f64) as usize;
+                let y = ((y0 + (y1 - y0) * (j as f64 + 0.5) / 16.0) * self.height as f64) as usize;
+                n += 1;
+                if pred(self.pixel(x.min(self.width - 1), y.min(self.height - 1))) {
+                    hit += 1;
+                }
+            }
+        }
+        hit as f64 / n as f64
+    }
+}
+
+/// The test peers' bars (tests/peers/pictures.py "caller-bars") without black and
+/// white: saturated colours nothing else on the screen has.
+pub fn is_caller_colour(p: [u8; 3]) -> bool {
+    const BARS: [[i32; 3]; 6] = [
+        [255, 255, 0],
+        [0, 255, 255],
+        [0, 255, 0],
+        [255, 0, 255],
+        [255, 0, 0],
+        [0, 0, 255],
+    ];
+    BARS.iter().any(|c| (0..3).all(|k| (c[k] - p[k] as i32).abs() <= 40))
+}
+
+impl World {
+    /// `callbox screenshot` into `target/screen/<name>.png`, decoded.
+    pub fn screenshot(&self, name: &str) -> Picture {
+        let file = screen_dir().join(format!("{name}.png"));
+        let out = Command::new(env!("CARGO_BIN_EXE_callbox"))
+            .arg("screenshot")
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg(&file)
+            .output()
+            .expect("callbox screenshot runs");
+        assert!(
+            out.status.success(),
+            "callbox screenshot: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Picture::load(&file)
+    }
+}

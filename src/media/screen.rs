@@ -1,0 +1,456 @@
+//! The call screen: one persistent pipeline on the media thread that composes the
+//! current [`Scene`] onto the configured video sink (`kmssink` on the box).
+//!
+//! ```text
+//! videotestsrc (background) ─┐
+//! intervideosrc remote-N ────┼─ compositor ─ textoverlay (headline) ─ textoverlay
+//! intervideosrc self ────────┘      (bottom line) ─ videoconvert ─ queue ─ <video sink>
+//! ```
+//!
+//! A call's subscriber pipeline ends each remote video in an `intervideosink` with its
+//! own channel, the publisher tees the camera into the `self` channel; the screen adds
+//! one `intervideosrc` tile per channel, placed by [`screen::layout`], fitted with the
+//! compositor pad's `sizing-policy=keep-aspect-ratio` (letterboxed). Texts are set on
+//! the two `textoverlay`s (`auto-resize`: the font scales with the width) once a
+//! second. [`Screen::snapshot_png`] encodes the sink's last frame (`last-sample`).
+
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+
+use super::{MediaError, MediaPlan};
+use crate::screen::{self, Scene, ScreenConfig};
+
+/// The `intervideosink`/`intervideosrc` channel of the box's own camera.
+pub const SELF_CHANNEL: &str = "callbox-self";
+/// Background colour (ARGB): a slate blue that no test pattern uses (far from black).
+const BACKGROUND: u32 = 0xff28_3060;
+
+/// The composed screen.
+pub struct Screen {
+    pipeline: gst::Pipeline,
+    mixer: gst::Element,
+    background: gst::Element,
+    header: gst::Element,
+    footer: gst::Element,
+    sink: gst::Element,
+    width: u32,
+    height: u32,
+    config: ScreenConfig,
+    scene: Scene,
+    /// When the current call was answered (for the duration shown in a call).
+    since: Option<Instant>,
+    /// The texts last set, to touch the overlays only on change.
+    shown: (String, String),
+    /// Running time of the last scene change: a snapshot waits for a frame after it.
+    changed_at: Option<gst::ClockTime>,
+    /// Translucent dark bands behind the headline and the bottom line in a call, so
+    /// the words stay legible over any video: compositor pads of solid black sources.
+    bands: [gst::Pad; 2],
+    /// Remote tiles: (channel, source, compositor pad).
+    remotes: Vec<(String, gst::Element, gst::Pad)>,
+    self_view: Option<(gst::Element, gst::Pad)>,
+}
+
+/// The connected connector's preferred mode (`/sys/class/drm/card*-*/modes`, first
+/// line), e.g. `(1920, 1080)`.
+pub fn preferred_mode() -> Option<(u32, u32)> {
+    let dir = std::fs::read_dir("/sys/class/drm").ok()?;
+    let mut connectors: Vec<_> = dir.flatten().map(|e| e.path()).collect();
+    connectors.sort();
+    connectors.into_iter().find_map(|c| {
+        let status = std::fs::read_to_string(c.join("status")).ok()?;
+        if status.trim() != "connected" {
+            return None;
+        }
+        let modes = std::fs::read_to_string(c.join("modes")).ok()?;
+        parse_mode(modes.lines().next()?)
+    })
+}
+
+/// `1920x1080` (or `1920x1080i`) → `(1920, 1080)`.
+pub fn parse_mode(mode: &str) -> Option<(u32, u32)> {
+    let (w, h) = mode.trim().split_once('x')?;
+    let h: String = h.chars().take_while(char::is_ascii_digit).collect();
+    Some((w.parse().ok()?, h.parse().ok()?))
+}
+
+/// The composed size for `config` and `video_sink`: the configured size, else the
+/// connector's preferred mode with `kmssink`, else 1280×720.
+pub fn composed_size(config: &ScreenConfig, video_sink: &str) -> (u32, u32) {
+    if config.width > 0 && config.height > 0 {
+        return (config.width, config.height);
+    }
+    if video_sink == "kmssink"
+        && let Some(mode) = preferred_mode()
+    {
+        return mode;
+    }
+    (1280, 720)
+}
+
+fn make(factory: &str) -> Result<gst::Element, MediaError> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|e| MediaError::Build {
+            which: "screen",
+            detail: format!("element {factory}: {e}"),
+        })
+}
+
+fn build_err(e: impl std::fmt::Display) -> MediaError {
+    MediaError::Build {
+        which: "screen",
+        detail: e.to_string(),
+    }
+}
+
+impl Screen {
+    /// Builds the screen on `plan`'s video sink and starts it on the idle `scene`.
+    ///
+    /// Errors: [`MediaError::Build`] (an element is missing), [`MediaError::StateChange`]
+    /// (the sink cannot open the display).
+    pub fn start(plan: &MediaPlan, config: &ScreenConfig, scene: Scene) -> Result<Self, MediaError> {
+        let (width, height) = composed_size(config, plan.video_sink);
+        let pipeline = gst::Pipeline::with_name("screen");
+        let background = make("videotestsrc")?;
+        background.set_property("is-live", true);
+        background.set_property_from_str("pattern", "solid-color");
+        background.set_property("foreground-color", BACKGROUND);
+        let caps = gst::Caps::builder("video/x-raw")
+            .field("width", width as i32)
+            .field("height", height as i32)
+            .field("framerate", gst::Fraction::new(config.framerate.max(1) as i32, 1))
+            .build();
+        let bg_caps = make("capsfilter")?;
+        bg_caps.set_property("caps", &caps);
+        let mixer = make("compositor")?;
+        mixer.set_property_from_str("background", "black");
+        let out_caps = make("capsfilter")?;
+        out_caps.set_property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("width", width as i32)
+                .field("height", height as i32)
+                .build(),
+        );
+        let header = make("textoverlay")?;
+        let footer = make("textoverlay")?;
+        for t in [&header, &footer] {
+            t.set_property("shaded-background", true);
+            t.set_property("auto-resize", true);
+            t.set_property_from_str("wrap-mode", "word");
+        }
+        footer.set_property_from_str("valignment", "bottom");
+        footer.set_property_from_str("halignment", "center");
+        footer.set_property("font-desc", "Sans 13");
+        let convert = make("videoconvert")?;
+        let queue = make("queue")?;
+        let sink = make(plan.video_sink)?;
+        super::pipeline::SinkSettings::from_config(&plan.config).apply(&sink);
+        if sink.find_property("enable-last-sample").is_some() {
+            sink.set_property("enable-last-sample", true);
+        }
+        let chain = [
+            &background,
+            &bg_caps,
+            &mixer,
+            &out_caps,
+            &header,
+            &footer,
+            &convert,
+            &queue,
+            &sink,
+        ];
+        pipeline.add_many(chain).map_err(build_err)?;
+        gst::Element::link_many(chain).map_err(build_err)?;
+        let bands = [
+            add_band(&pipeline, &mixer)?,
+            add_band(&pipeline, &mixer)?,
+        ];
+        let mut screen = Self {
+            bands,
+            pipeline,
+            mixer,
+            background,
+            header,
+            footer,
+            sink,
+            width,
+            height,
+            config: config.clone(),
+            scene: scene.clone(),
+            since: None,
+            changed_at: None,
+            shown: (String::from("\u{0}"), String::new()),
+            remotes: Vec::new(),
+            self_view: None,
+        };
+        screen.show(scene, None);
+        if let Err(e) = screen.pipeline.set_state(gst::State::Playing) {
+            let detail = super::pipeline::first_error(&screen.pipeline)
+                .unwrap_or_else(|| e.to_string());
+            let _ = screen.pipeline.set_state(gst::State::Null);
+            return Err(MediaError::StateChange {
+                which: "screen",
+                detail,
+            });
+        }
+        tracing::info!(width, height, sink = plan.video_sink, "call screen on");
+        Ok(screen)
+    }
+
+    /// The composed size, px.
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    /// Shows `scene`; `since`: when the current call was answered.
+    pub fn show(&mut self, scene: Scene, since: Option<Instant>) {
+        let blank = matches!(scene, Scene::Blank);
+        self.background
+            .set_property("foreground-color", if blank { 0xff00_0000 } else { BACKGROUND });
+        let in_call = matches!(scene, Scene::InCall { .. });
+        let (valign, halign, font) = if in_call {
+            ("top", "left", "Sans Bold 16")
+        } else {
+            ("center", "center", "Sans Bold 26")
+        };
+        self.header.set_property_from_str("valignment", valign);
+        self.header.set_property_from_str("halignment", halign);
+        self.header.set_property_from_str("line-alignment", halign);
+        self.header.set_property("font-desc", font);
+        self.scene = scene;
+        self.since = since;
+        if !self.scene.shows_video() {
+            self.set_remotes(&[]);
+        }
+        self.changed_at = self.pipeline.current_running_time();
+        self.set_self_view(self.config.self_view && self.scene.shows_self_view());
+        let alpha = if in_call { BAND_ALPHA } else { 0.0 };
+        for band in &self.bands {
+            band.set_property("alpha", alpha);
+        }
+        self.tick();
+    }
+
+    /// Updates the texts (clock, call duration); call about once a second.
+    pub fn tick(&mut self) {
+        let scene = match (&self.scene, self.since) {
+            (Scene::InCall { .. }, Some(since)) => {
+                let mut s = self.scene.clone();
+                if let Scene::InCall { elapsed, .. } = &mut s {
+                    *elapsed = since.elapsed();
+                }
+                s
+            }
+            _ => self.scene.clone(),
+        };
+        let clock = chrono::Local::now().format("%H:%M").to_string();
+        let texts = scene.texts(&clock);
+        if texts != self.shown {
+            self.header.set_property("text", &texts.0);
+            self.footer.set_property("text", &texts.1);
+            self.header.set_property("silent", texts.0.is_empty());
+            self.footer.set_property("silent", texts.1.is_empty());
+            self.shown = texts;
+        }
+    }
+
+    /// Shows one tile per remote video channel (`intervideosink channel=`), in order;
+    /// tiles of channels no longer listed are removed. Only in a call: other scenes
+    /// show no remote video.
+    pub fn set_remotes(&mut self, channels: &[String]) {
+        let channels = if self.scene.shows_video() { channels } else { &[] };
+        let same = self.remotes.len() == channels.len()
+            && self.remotes.iter().zip(channels).all(|((c, ..), n)| c == n);
+        if same {
+            return;
+        }
+        for (channel, src, pad) in std::mem::take(&mut self.remotes) {
+            if !channels.contains(&channel) {
+                self.remove_tile(src, pad);
+            } else {
+                self.remotes.push((channel, src, pad));
+            }
+        }
+        for channel in channels {
+            if self.remotes.iter().any(|(c, ..)| c == channel) {
+                continue;
+            }
+            match self.add_tile(channel, 1) {
+                Ok((src, pad)) => self.remotes.push((channel.clone(), src, pad)),
+                Err(e) => tracing::error!(channel, error = %e, "cannot show a remote video"),
+            }
+        }
+        // Keep the order of `channels` (the order the tracks appeared).
+        self.remotes
+            .sort_by_key(|(c, ..)| channels.iter().position(|n| n == c));
+        self.place();
+        tracing::info!(remote_videos = self.remotes.len(), "screen layout");
+    }
+
+    fn set_self_view(&mut self, on: bool) {
+        match (on, self.self_view.take()) {
+            (true, Some(tile)) => self.self_view = Some(tile),
+            (true, None) => match self.add_tile(SELF_CHANNEL, 2) {
+                Ok(tile) => self.self_view = Some(tile),
+                Err(e) => tracing::error!(error = %e, "cannot show the self-view"),
+            },
+            (false, Some((src, pad))) => self.remove_tile(src, pad),
+            (false, None) => {}
+        }
+        self.place();
+    }
+
+    fn place(&self) {
+        let corner = self.self_view.as_ref().map(|_| self.config.self_view_corner);
+        let layout = screen::layout(self.remotes.len(), self.width, self.height, corner);
+        let (w, h) = (self.width as i32, self.height as i32);
+        let bands = [
+            screen::Rect { x: 0, y: 0, w, h: h / 6 },
+            screen::Rect { x: 0, y: h - h / 10, w, h: h / 10 },
+        ];
+        for (pad, rect) in self.bands.iter().zip(&bands) {
+            set_rect(pad, rect);
+        }
+        for ((_, _, pad), rect) in self.remotes.iter().zip(&layout.remotes) {
+            set_rect(pad, rect);
+        }
+        if let (Some((_, pad)), Some(rect)) = (&self.self_view, layout.self_view) {
+            set_rect(pad, &rect);
+        }
+    }
+
+    fn add_tile(&self, channel: &str, zorder: u32) -> Result<(gst::Element, gst::Pad), MediaError> {
+        let src = make("intervideosrc")?;
+        src.set_property("channel", channel);
+        // Black after 2 s without frames (a frozen picture would look like a live one).
+        src.set_property("timeout", 2 * gst::ClockTime::SECOND.nseconds());
+        self.pipeline.add(&src).map_err(build_err)?;
+        let pad = self
+            .mixer
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| build_err("compositor gave no sink pad"))?;
+        pad.set_property("zorder", zorder);
+        pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
+        let srcpad = src.static_pad("src").expect("intervideosrc has a src pad");
+        srcpad
+            .link(&pad)
+            .map_err(|e| build_err(format!("linking {channel}: {e:?}")))?;
+        src.sync_state_with_parent().map_err(build_err)?;
+        Ok((src, pad))
+    }
+
+    fn remove_tile(&self, src: gst::Element, pad: gst::Pad) {
+        let _ = src.set_state(gst::State::Null);
+        let _ = self.pipeline.remove(&src);
+        self.mixer.release_request_pad(&pad);
+    }
+
+    /// The last composed frame as a PNG file's bytes: the first frame composed after
+    /// the last scene change (waits up to [`SNAPSHOT_WAIT`] for it), so a snapshot
+    /// taken right after a state change shows the new state.
+    ///
+    /// Errors: the sink has shown no frame yet, or PNG encoding (`pngenc`) failed.
+    pub fn snapshot_png(&self) -> Result<Vec<u8>, String> {
+        let deadline = Instant::now() + SNAPSHOT_WAIT;
+        let sample = loop {
+            let sample = self.sink.property::<Option<gst::Sample>>("last-sample");
+            let fresh = match (&sample, self.changed_at) {
+                (Some(s), Some(changed)) => running_time(s).is_some_and(|t| t > changed),
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if fresh || Instant::now() >= deadline {
+                break sample.ok_or("the screen has not shown a frame yet")?;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let png = gst_video::convert_sample(
+            &sample,
+            &gst::Caps::builder("image/png").build(),
+            Some(gst::ClockTime::from_seconds(5)),
+        )
+        .map_err(|e| format!("encoding the frame as PNG: {e}"))?;
+        let buffer = png.buffer().ok_or("the PNG sample has no buffer")?;
+        let map = buffer.map_readable().map_err(|e| e.to_string())?;
+        Ok(map.as_slice().to_vec())
+    }
+
+    /// Drains the bus; returns the first error, for the log.
+    pub fn poll(&self) -> Option<String> {
+        let bus = self.pipeline.bus()?;
+        let mut first = None;
+        while let Some(msg) = bus.pop() {
+            if let gst::MessageView::Error(err) = msg.view() {
+                let e = format!(
+                    "{}: {} ({})",
+                    msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                    err.error(),
+                    err.debug().map(|d| d.to_string()).unwrap_or_default()
+                );
+                first.get_or_insert(e);
+            }
+        }
+        first
+    }
+
+    /// Stops the screen (the display goes dark).
+    pub fn stop(self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// Opacity of the bands behind the texts in a call (0–1).
+const BAND_ALPHA: f64 = 0.6;
+
+/// A solid black source on its own compositor pad, above the videos, transparent until
+/// [`Screen::show`] sets its alpha.
+fn add_band(pipeline: &gst::Pipeline, mixer: &gst::Element) -> Result<gst::Pad, MediaError> {
+    let src = make("videotestsrc")?;
+    src.set_property("is-live", true);
+    src.set_property_from_str("pattern", "solid-color");
+    src.set_property("foreground-color", 0xff00_0000u32);
+    let caps = make("capsfilter")?;
+    caps.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("width", 16)
+            .field("height", 16)
+            .field("framerate", gst::Fraction::new(5, 1))
+            .build(),
+    );
+    pipeline.add_many([&src, &caps]).map_err(build_err)?;
+    src.link(&caps).map_err(build_err)?;
+    let pad = mixer
+        .request_pad_simple("sink_%u")
+        .ok_or_else(|| build_err("compositor gave no sink pad"))?;
+    pad.set_property("zorder", 3u32);
+    pad.set_property("alpha", 0.0f64);
+    caps.static_pad("src")
+        .expect("capsfilter has a src pad")
+        .link(&pad)
+        .map_err(|e| build_err(format!("linking a band: {e:?}")))?;
+    Ok(pad)
+}
+
+/// How long a snapshot waits for a frame composed after the last scene change.
+pub const SNAPSHOT_WAIT: Duration = Duration::from_secs(1);
+
+/// The running time of `sample`'s buffer (its PTS in its segment).
+fn running_time(sample: &gst::Sample) -> Option<gst::ClockTime> {
+    let pts = sample.buffer()?.pts()?;
+    let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?;
+    segment.to_running_time(pts)
+}
+
+fn set_rect(pad: &gst::Pad, r: &screen::Rect) {
+    pad.set_property("xpos", r.x);
+    pad.set_property("ypos", r.y);
+    pad.set_property("width", r.w);
+    pad.set_property("height", r.h);
+}
+
+/// How long the media thread waits between screen ticks.
+pub const TICK: Duration = Duration::from_millis(500);
