@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{World, caller_counts, hang_up};
+use support::{World, caller_counts, hang_up, is_caller_colour};
 
 /// `callType: "audio"`: the box answers without opening its camera. The caller receives
 /// the box's microphone and no video track, the box hears the caller, and the privacy
@@ -52,6 +52,15 @@ fn an_audio_call_never_opens_the_camera() {
         (Some(0), 0),
         "the caller got no video from the box: {counts}"
     );
+    // The screen names the caller, large, on the background: no video, no self-view.
+    let screen = w.screenshot("audio-call");
+    assert_eq!(screen.share((0.0, 0.0, 1.0, 1.0), is_caller_colour), 0.0);
+    assert!(
+        screen.share((0.2, 0.3, 0.8, 0.7), |p| p.iter().all(|&c| c >= 200)) > 0.02,
+        "the caller's name is written in the middle"
+    );
+    let corner = screen.share((0.76, 0.67, 0.97, 0.87), |p| p.iter().all(|&c| c < 20));
+    assert!(corner < 0.1, "no self-view in an audio call ({corner:.2} black)");
     println!(
         "audio call: caller decoded {} audio frames ({} with sound), box received {} audio buffers, sent 0 video frames",
         counts["audio_frames"], counts["audio_frames_with_energy"], s.audio_buffers_received

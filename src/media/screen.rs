@@ -210,8 +210,24 @@ impl Screen {
         let blank = matches!(scene, Scene::Blank);
         self.background
             .set_property("foreground-color", if blank { 0xff00_0000 } else { BACKGROUND });
-        let in_call = matches!(scene, Scene::InCall { .. });
-        let (valign, halign, font) = if in_call {
+        self.scene = scene;
+        self.since = since;
+        if !self.scene.shows_video() {
+            self.set_remotes(&[]);
+        }
+        self.changed_at = self.pipeline.current_running_time();
+        self.set_self_view(self.config.self_view && self.scene.shows_self_view());
+        self.style();
+        self.tick();
+    }
+
+    /// Over video (a call with at least one remote video): a small headline top left
+    /// and translucent bands behind the texts. Otherwise (idle, ringing, an audio call,
+    /// a caller without a camera): the headline large in the middle of the background,
+    /// so the caller's name shows instead of a black screen.
+    fn style(&self) {
+        let over_video = self.scene.shows_video() && !self.remotes.is_empty();
+        let (valign, halign, font) = if over_video {
             ("top", "left", "Sans Bold 16")
         } else {
             ("center", "center", "Sans Bold 26")
@@ -220,18 +236,10 @@ impl Screen {
         self.header.set_property_from_str("halignment", halign);
         self.header.set_property_from_str("line-alignment", halign);
         self.header.set_property("font-desc", font);
-        self.scene = scene;
-        self.since = since;
-        if !self.scene.shows_video() {
-            self.set_remotes(&[]);
-        }
-        self.changed_at = self.pipeline.current_running_time();
-        self.set_self_view(self.config.self_view && self.scene.shows_self_view());
-        let alpha = if in_call { BAND_ALPHA } else { 0.0 };
+        let alpha = if over_video { BAND_ALPHA } else { 0.0 };
         for band in &self.bands {
             band.set_property("alpha", alpha);
         }
-        self.tick();
     }
 
     /// Updates the texts (clock, call duration); call about once a second.
@@ -287,6 +295,7 @@ impl Screen {
         self.remotes
             .sort_by_key(|(c, ..)| channels.iter().position(|n| n == c));
         self.place();
+        self.style();
         tracing::info!(remote_videos = self.remotes.len(), "screen layout");
     }
 

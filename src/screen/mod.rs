@@ -151,7 +151,7 @@ impl Scene {
             } => {
                 let mut head = format!("{peer} · {}", clock_duration(*elapsed));
                 if !video {
-                    head.push_str("\nAudio call");
+                    head = format!("{peer}\nAudio call · {}", clock_duration(*elapsed));
                 }
                 let mut foot = Vec::new();
                 if *connecting {

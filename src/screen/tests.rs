@@ -68,7 +68,7 @@ fn each_scene_says_what_is_happening_in_words() {
         connecting: false,
     };
     let (head, foot) = in_call.texts("");
-    assert_eq!(head, "Grandma · 1:05\nAudio call");
+    assert_eq!(head, "Grandma\nAudio call · 1:05");
     assert!(foot.contains("Microphone muted"), "{foot}");
     assert!(in_call.shows_video() && !in_call.shows_self_view());
 
