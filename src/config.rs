@@ -570,6 +570,30 @@ impl Config {
                 "must be an identity known to the hub, or left out".into(),
             ));
         }
+        let sc = &self.screen;
+        if !(1..=60).contains(&sc.framerate) {
+            return Err(invalid(
+                "screen.framerate",
+                format!("{} fps: allowed 1..=60", sc.framerate),
+            ));
+        }
+        let size_ok = |v: u32| (160..=7680).contains(&v) && v % 2 == 0;
+        if (sc.width, sc.height) != (0, 0) && !(size_ok(sc.width) && size_ok(sc.height)) {
+            return Err(invalid(
+                "screen.width",
+                format!(
+                    "{}x{}: set both screen.width and screen.height to even sizes from 160 \
+                     to 7680, or both to 0 for the display's preferred mode",
+                    sc.width, sc.height
+                ),
+            ));
+        }
+        if sc.name.trim().is_empty() || sc.name.chars().count() > 40 {
+            return Err(invalid(
+                "screen.name",
+                "1 to 40 characters, shown on the idle screen".into(),
+            ));
+        }
         self.gpio.resolve().map_err(|source| ConfigError::Gpio {
             path: path.to_owned(),
             source,

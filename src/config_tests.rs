@@ -158,3 +158,35 @@ fn credential_file_is_read() {
     .unwrap();
     assert_eq!(c.credential(), "s3cret");
 }
+
+#[test]
+fn screen_keys_are_checked_and_named() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(
+        (c.screen.width, c.screen.height, c.screen.framerate),
+        (0, 0, 15)
+    );
+    assert!(c.screen.self_view);
+    let c = parse(&format!(
+        "{MINIMAL}[screen]\nname = \"Hallway\"\nwidth = 1280\nheight = 720\nself_view_corner = \"top-left\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.screen.self_view_corner, crate::screen::Corner::TopLeft);
+    for (toml, key) in [
+        ("width = 1280", "screen.width"),
+        ("width = 641\nheight = 360", "screen.width"),
+        ("framerate = 0", "screen.framerate"),
+        ("name = \"\"", "screen.name"),
+    ] {
+        let err = parse(&format!("{MINIMAL}[screen]\n{toml}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{toml}: {err}");
+    }
+    let err = parse(&format!(
+        "{MINIMAL}[screen]\nself_view_corner = \"middle\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("bottom-right"), "lists the corners: {err}");
+}

@@ -169,8 +169,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()?;
             let png = rt.block_on(control::screenshot_png(&socket))?;
-            std::fs::write(&file, &png)
-                .with_context(|| format!("writing {}", file.display()))?;
+            std::fs::write(&file, &png).with_context(|| format!("writing {}", file.display()))?;
             println!("{}: {} bytes", file.display(), png.len());
             Ok(())
         })(),

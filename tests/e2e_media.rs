@@ -60,7 +60,10 @@ fn an_audio_call_never_opens_the_camera() {
         "the caller's name is written in the middle"
     );
     let corner = screen.share((0.76, 0.67, 0.97, 0.87), |p| p.iter().all(|&c| c < 20));
-    assert!(corner < 0.1, "no self-view in an audio call ({corner:.2} black)");
+    assert!(
+        corner < 0.1,
+        "no self-view in an audio call ({corner:.2} black)"
+    );
     println!(
         "audio call: caller decoded {} audio frames ({} with sound), box received {} audio buffers, sent 0 video frames",
         counts["audio_frames"], counts["audio_frames_with_energy"], s.audio_buffers_received

@@ -11,7 +11,9 @@ use support::{Picture, World, caller_counts, is_caller_colour};
 
 /// The screen's background (media::screen): slate blue.
 fn is_background(p: [u8; 3]) -> bool {
-    (p[0] as i32 - 40).abs() <= 12 && (p[1] as i32 - 48).abs() <= 12 && (p[2] as i32 - 96).abs() <= 12
+    (p[0] as i32 - 40).abs() <= 12
+        && (p[1] as i32 - 48).abs() <= 12
+        && (p[2] as i32 - 96).abs() <= 12
 }
 
 fn is_light(p: [u8; 3]) -> bool {
@@ -50,42 +52,85 @@ fn the_screen_shows_each_state_of_a_call() {
     let mut w = World::start();
     let cred = w.box_credential.clone();
     w.start_daemon_with(&cred, SCREEN);
-    w.wait_status("online", Duration::from_secs(20), |s| s.hub_online && s.state == "idle");
+    w.wait_status("online", Duration::from_secs(20), |s| {
+        s.hub_online && s.state == "idle"
+    });
 
     let idle = w.screenshot("idle");
     report("idle", &idle);
     assert_eq!((idle.width, idle.height), (640, 360), "screen.width/height");
-    assert!(idle.share(WHOLE, is_background) > 0.6, "idle: mostly background");
-    assert!(idle.share((0.25, 0.3, 0.75, 0.7), is_light) > 0.01, "idle: the name and clock are written");
+    assert!(
+        idle.share(WHOLE, is_background) > 0.6,
+        "idle: mostly background"
+    );
+    assert!(
+        idle.share((0.25, 0.3, 0.75, 0.7), is_light) > 0.01,
+        "idle: the name and clock are written"
+    );
 
-    let mut caller = w.dial("box1", &["--min-video-frames", "30", "--timeout", "60", "--no-hangup"]);
+    let mut caller = w.dial(
+        "box1",
+        &["--min-video-frames", "30", "--timeout", "60", "--no-hangup"],
+    );
     w.wait_status("ringing", Duration::from_secs(20), |s| s.state == "ringing");
     let ringing = w.screenshot("ringing");
     report("ringing", &ringing);
-    assert!(ringing.share((0.1, 0.25, 0.9, 0.75), is_light) > idle.share((0.1, 0.25, 0.9, 0.75), is_light), "ringing: more words than idle");
-    assert_eq!(ringing.share(WHOLE, is_caller_colour), 0.0, "no video while ringing");
+    assert!(
+        ringing.share((0.1, 0.25, 0.9, 0.75), is_light)
+            > idle.share((0.1, 0.25, 0.9, 0.75), is_light),
+        "ringing: more words than idle"
+    );
+    assert_eq!(
+        ringing.share(WHOLE, is_caller_colour),
+        0.0,
+        "no video while ringing"
+    );
 
     w.ctl(&["answer"]);
-    w.wait_status("in call, 30 frames", Duration::from_secs(30), |s| s.state == "in_call" && s.video_frames_received >= 30);
+    w.wait_status("in call, 30 frames", Duration::from_secs(30), |s| {
+        s.state == "in_call" && s.video_frames_received >= 30
+    });
     let in_call = w.screenshot("in-call");
     report("in-call", &in_call);
-    assert!(in_call.share(MIDDLE, is_caller_colour) > 0.5, "the caller's bars fill the main region");
-    assert!(in_call.share(SELF_VIEW, is_caller_colour) < 0.2, "the self-view corner shows the box's camera, not the caller");
-    assert!(in_call.share(HEADLINE, is_light) > 0.1, "the caller's name and the call's duration are written top left");
-    assert!(in_call.share(HEADLINE, is_caller_colour) < in_call.share(MIDDLE, is_caller_colour) / 2.0, "the headline is not the video");
+    assert!(
+        in_call.share(MIDDLE, is_caller_colour) > 0.5,
+        "the caller's bars fill the main region"
+    );
+    assert!(
+        in_call.share(SELF_VIEW, is_caller_colour) < 0.2,
+        "the self-view corner shows the box's camera, not the caller"
+    );
+    assert!(
+        in_call.share(HEADLINE, is_light) > 0.1,
+        "the caller's name and the call's duration are written top left"
+    );
+    assert!(
+        in_call.share(HEADLINE, is_caller_colour) < in_call.share(MIDDLE, is_caller_colour) / 2.0,
+        "the headline is not the video"
+    );
 
     w.ctl(&["mute"]);
     w.wait_status("muted", Duration::from_secs(5), |s| s.mic_muted);
     let muted = w.screenshot("in-call-muted");
-    assert!(muted.share((0.0, 0.9, 1.0, 1.0), is_light) > in_call.share((0.0, 0.9, 1.0, 1.0), is_light) * 0.9);
+    assert!(
+        muted.share((0.0, 0.9, 1.0, 1.0), is_light)
+            > in_call.share((0.0, 0.9, 1.0, 1.0), is_light) * 0.9
+    );
 
     let counts = caller_counts(&mut caller);
-    println!("caller decoded {} frames of the box", counts["video_frames"]);
+    println!(
+        "caller decoded {} frames of the box",
+        counts["video_frames"]
+    );
     w.ctl(&["hangup"]);
     w.wait_status("idle", Duration::from_secs(15), |s| s.state == "idle");
     let ended = w.screenshot("ended");
     report("ended", &ended);
-    assert_eq!(ended.share(WHOLE, is_caller_colour), 0.0, "the call's video is gone");
+    assert_eq!(
+        ended.share(WHOLE, is_caller_colour),
+        0.0,
+        "the call's video is gone"
+    );
     assert!(ended.share(WHOLE, is_background) > 0.6);
     let _ = caller.wait_exit(Duration::from_secs(20));
 }

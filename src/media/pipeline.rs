@@ -481,9 +481,8 @@ fn build_subscriber(
                 "callbox-remote-{}",
                 NEXT_REMOTE.fetch_add(1, Ordering::Relaxed)
             );
-            let desc = format!(
-                "queue ! videoconvert ! intervideosink name={REMOTE_SINK} channel={c}"
-            );
+            let desc =
+                format!("queue ! videoconvert ! intervideosink name={REMOTE_SINK} channel={c}");
             channel = Some(c);
             (desc, |c| &c.video_frames_received)
         } else if name.starts_with("audio") {

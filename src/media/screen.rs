@@ -110,7 +110,11 @@ impl Screen {
     ///
     /// Errors: [`MediaError::Build`] (an element is missing), [`MediaError::StateChange`]
     /// (the sink cannot open the display).
-    pub fn start(plan: &MediaPlan, config: &ScreenConfig, scene: Scene) -> Result<Self, MediaError> {
+    pub fn start(
+        plan: &MediaPlan,
+        config: &ScreenConfig,
+        scene: Scene,
+    ) -> Result<Self, MediaError> {
         let (width, height) = composed_size(config, plan.video_sink);
         let pipeline = gst::Pipeline::with_name("screen");
         let background = make("videotestsrc")?;
@@ -120,7 +124,10 @@ impl Screen {
         let caps = gst::Caps::builder("video/x-raw")
             .field("width", width as i32)
             .field("height", height as i32)
-            .field("framerate", gst::Fraction::new(config.framerate.max(1) as i32, 1))
+            .field(
+                "framerate",
+                gst::Fraction::new(config.framerate.max(1) as i32, 1),
+            )
             .build();
         let bg_caps = make("capsfilter")?;
         bg_caps.set_property("caps", &caps);
@@ -164,10 +171,7 @@ impl Screen {
         ];
         pipeline.add_many(chain).map_err(build_err)?;
         gst::Element::link_many(chain).map_err(build_err)?;
-        let bands = [
-            add_band(&pipeline, &mixer)?,
-            add_band(&pipeline, &mixer)?,
-        ];
+        let bands = [add_band(&pipeline, &mixer)?, add_band(&pipeline, &mixer)?];
         let mut screen = Self {
             bands,
             pipeline,
@@ -188,8 +192,8 @@ impl Screen {
         };
         screen.show(scene, None);
         if let Err(e) = screen.pipeline.set_state(gst::State::Playing) {
-            let detail = super::pipeline::first_error(&screen.pipeline)
-                .unwrap_or_else(|| e.to_string());
+            let detail =
+                super::pipeline::first_error(&screen.pipeline).unwrap_or_else(|| e.to_string());
             let _ = screen.pipeline.set_state(gst::State::Null);
             return Err(MediaError::StateChange {
                 which: "screen",
@@ -208,8 +212,10 @@ impl Screen {
     /// Shows `scene`; `since`: when the current call was answered.
     pub fn show(&mut self, scene: Scene, since: Option<Instant>) {
         let blank = matches!(scene, Scene::Blank);
-        self.background
-            .set_property("foreground-color", if blank { 0xff00_0000 } else { BACKGROUND });
+        self.background.set_property(
+            "foreground-color",
+            if blank { 0xff00_0000 } else { BACKGROUND },
+        );
         self.scene = scene;
         self.since = since;
         if !self.scene.shows_video() {
@@ -269,7 +275,11 @@ impl Screen {
     /// tiles of channels no longer listed are removed. Only in a call: other scenes
     /// show no remote video.
     pub fn set_remotes(&mut self, channels: &[String]) {
-        let channels = if self.scene.shows_video() { channels } else { &[] };
+        let channels = if self.scene.shows_video() {
+            channels
+        } else {
+            &[]
+        };
         let same = self.remotes.len() == channels.len()
             && self.remotes.iter().zip(channels).all(|((c, ..), n)| c == n);
         if same {
@@ -313,12 +323,25 @@ impl Screen {
     }
 
     fn place(&self) {
-        let corner = self.self_view.as_ref().map(|_| self.config.self_view_corner);
+        let corner = self
+            .self_view
+            .as_ref()
+            .map(|_| self.config.self_view_corner);
         let layout = screen::layout(self.remotes.len(), self.width, self.height, corner);
         let (w, h) = (self.width as i32, self.height as i32);
         let bands = [
-            screen::Rect { x: 0, y: 0, w, h: h / 6 },
-            screen::Rect { x: 0, y: h - h / 10, w, h: h / 10 },
+            screen::Rect {
+                x: 0,
+                y: 0,
+                w,
+                h: h / 6,
+            },
+            screen::Rect {
+                x: 0,
+                y: h - h / 10,
+                w,
+                h: h / 10,
+            },
         ];
         for (pad, rect) in self.bands.iter().zip(&bands) {
             set_rect(pad, rect);
@@ -395,7 +418,9 @@ impl Screen {
             if let gst::MessageView::Error(err) = msg.view() {
                 let e = format!(
                     "{}: {} ({})",
-                    msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                    msg.src()
+                        .map(|s| s.path_string().to_string())
+                        .unwrap_or_default(),
                     err.error(),
                     err.debug().map(|d| d.to_string()).unwrap_or_default()
                 );

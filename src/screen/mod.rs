@@ -169,9 +169,7 @@ impl Scene {
                     format!("{peer} · {}", clock_duration(*duration)),
                 ),
                 Ending::Missed { peer } => ("Missed call".to_owned(), format!("from {peer}")),
-                Ending::Declined { peer } => {
-                    ("Call declined".to_owned(), format!("from {peer}"))
-                }
+                Ending::Declined { peer } => ("Call declined".to_owned(), format!("from {peer}")),
                 Ending::NotAnswered { peer, reason } => {
                     let head = match reason.as_deref() {
                         Some("busy") => "Busy",

@@ -3,22 +3,55 @@ use super::*;
 #[test]
 fn one_caller_fills_the_screen_and_a_crowd_shares_a_grid() {
     let l = layout(1, 1280, 720, None);
-    assert_eq!(l.remotes, vec![Rect { x: 0, y: 0, w: 1280, h: 720 }]);
+    assert_eq!(
+        l.remotes,
+        vec![Rect {
+            x: 0,
+            y: 0,
+            w: 1280,
+            h: 720
+        }]
+    );
     assert_eq!(l.self_view, None);
     let l = layout(2, 1280, 720, None);
-    assert_eq!(l.remotes[1], Rect { x: 640, y: 0, w: 640, h: 720 });
+    assert_eq!(
+        l.remotes[1],
+        Rect {
+            x: 640,
+            y: 0,
+            w: 640,
+            h: 720
+        }
+    );
     let l = layout(3, 1920, 1080, None);
     assert_eq!(l.remotes.len(), 3);
-    assert_eq!(l.remotes[2], Rect { x: 0, y: 540, w: 960, h: 540 });
+    assert_eq!(
+        l.remotes[2],
+        Rect {
+            x: 0,
+            y: 540,
+            w: 960,
+            h: 540
+        }
+    );
     let l = layout(7, 1920, 1080, None);
-    assert_eq!(l.remotes[6], Rect { x: 0, y: 720, w: 640, h: 360 });
+    assert_eq!(
+        l.remotes[6],
+        Rect {
+            x: 0,
+            y: 720,
+            w: 640,
+            h: 360
+        }
+    );
     // Tiles never overlap and stay on the screen.
     for n in 1..=8 {
         let l = layout(n, 1280, 720, None);
         for (i, a) in l.remotes.iter().enumerate() {
             assert!(a.x >= 0 && a.y >= 0 && a.x + a.w <= 1280 && a.y + a.h <= 720);
             for b in &l.remotes[i + 1..] {
-                let apart = a.x + a.w <= b.x || b.x + b.w <= a.x || a.y + a.h <= b.y || b.y + b.h <= a.y;
+                let apart =
+                    a.x + a.w <= b.x || b.x + b.w <= a.x || a.y + a.h <= b.y || b.y + b.h <= a.y;
                 assert!(apart, "{n} tiles: {a:?} overlaps {b:?}");
             }
         }
@@ -37,7 +70,10 @@ fn the_self_view_sits_in_its_corner_clear_of_the_text() {
         assert_eq!((r.w, r.h), (320, 180));
         assert_eq!(r.x < 640, left, "{corner:?}");
         assert_eq!(r.y < 360, top, "{corner:?}");
-        assert!(r.y >= 720 / 5 || r.y + r.h <= 720 - 720 / 10, "{corner:?}: {r:?}");
+        assert!(
+            r.y >= 720 / 5 || r.y + r.h <= 720 - 720 / 10,
+            "{corner:?}: {r:?}"
+        );
     }
 }
 
@@ -57,7 +93,11 @@ fn each_scene_says_what_is_happening_in_words() {
     assert!(foot.contains("hub.url"), "names the key to fix: {foot}");
     assert!(idle(true, true).texts("").1.contains("Do not disturb"));
 
-    let (head, foot) = Scene::Ringing { peer: "Grandma".into(), video: false }.texts("");
+    let (head, foot) = Scene::Ringing {
+        peer: "Grandma".into(),
+        video: false,
+    }
+    .texts("");
     assert_eq!(head, "Incoming audio call from\nGrandma");
     assert!(foot.contains("CALL to answer"), "{foot}");
     let in_call = Scene::InCall {
@@ -74,10 +114,19 @@ fn each_scene_says_what_is_happening_in_words() {
 
     let ended = |e| Scene::Ended(e).texts("").0;
     assert_eq!(ended(Ending::Missed { peer: "A".into() }), "Missed call");
-    assert_eq!(ended(Ending::Declined { peer: "A".into() }), "Call declined");
-    let busy = Ending::NotAnswered { peer: "A".into(), reason: Some("busy".into()) };
+    assert_eq!(
+        ended(Ending::Declined { peer: "A".into() }),
+        "Call declined"
+    );
+    let busy = Ending::NotAnswered {
+        peer: "A".into(),
+        reason: Some("busy".into()),
+    };
     assert_eq!(ended(busy), "Busy");
-    let ended_call = Ending::Ended { peer: "A".into(), duration: Duration::from_secs(3723) };
+    let ended_call = Ending::Ended {
+        peer: "A".into(),
+        duration: Duration::from_secs(3723),
+    };
     assert_eq!(Scene::Ended(ended_call).texts("").1, "A · 1:02:03");
     assert_eq!(Scene::Blank.texts("12:00"), (String::new(), String::new()));
 }

@@ -334,7 +334,11 @@ impl Picture {
                 &[gst::MessageType::Eos, gst::MessageType::Error],
             )
             .expect("PNG decodes within 10 s");
-        assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "decoding {}: {msg:?}", file.display());
+        assert!(
+            matches!(msg.view(), gst::MessageView::Eos(_)),
+            "decoding {}: {msg:?}",
+            file.display()
+        );
         let sample = pipeline
             .by_name("out")
             .unwrap()
@@ -343,12 +347,20 @@ impl Picture {
         pipeline.set_state(gst::State::Null).unwrap();
         let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
         let map = sample.buffer().unwrap().map_readable().unwrap();
-        let (w, h, stride) = (info.width() as usize, info.height() as usize, info.stride()[0] as usize);
+        let (w, h, stride) = (
+            info.width() as usize,
+            info.height() as usize,
+            info.stride()[0] as usize,
+        );
         let mut rgb = Vec::with_capacity(w * h * 3);
         for y in 0..h {
             rgb.extend_from_slice(&map[y * stride..y * stride + w * 3]);
         }
-        Picture { width: w, height: h, rgb }
+        Picture {
+            width: w,
+            height: h,
+            rgb,
+        }
     }
 
     pub fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
@@ -358,7 +370,11 @@ impl Picture {
 
     /// The share of a 24×16 grid of samples inside the rectangle (fractions of the
     /// width and height: x0, y0, x1, y1) for which `pred` holds.
-    pub fn share(&self, (x0, y0, x1, y1): (f64, f64, f64, f64), pred: impl Fn([u8; 3]) -> bool) -> f64 {
+    pub fn share(
+        &self,
+        (x0, y0, x1, y1): (f64, f64, f64, f64),
+        pred: impl Fn([u8; 3]) -> bool,
+    ) -> f64 {
         let (mut n, mut hit) = (0, 0);
         for j in 0..16 {
             for i in 0..24 {
@@ -385,7 +401,8 @@ pub fn is_caller_colour(p: [u8; 3]) -> bool {
         [255, 0, 0],
         [0, 0, 255],
     ];
-    BARS.iter().any(|c| (0..3).all(|k| (c[k] - p[k] as i32).abs() <= 40))
+    BARS.iter()
+        .any(|c| (0..3).all(|k| (c[k] - p[k] as i32).abs() <= 40))
 }
 
 impl World {

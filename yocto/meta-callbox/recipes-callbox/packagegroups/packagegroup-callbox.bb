@@ -26,12 +26,17 @@ RDEPENDS:${PN} = "${PN}-gstreamer callbox"
 #     data channels); h264parse (videoparsersbad); kmssink (kms); webrtcdsp and
 #     webrtcechoprobe (webrtcdsp); errorignore (debugutilsbad, used by webrtcsink)
 #   -ugly: x264enc (x264); gstreamer1.0-libav: avdec_h264
+#   the call screen: compositor (-base compositor), textoverlay (-base pango, with a
+#     font: ttf-bitstream-vera from oe-core), intervideosrc intervideosink (-bad
+#     inter), tee (coreelements); screenshots: pngenc (-good png); VP8 callers: vp8dec
+#     (-good vpx)
 #   libnice: nicesrc nicesink (libnice's own GStreamer plugin, in the main package)
 RDEPENDS:${PN}-gstreamer = "\
     gstreamer1.0 \
     gstreamer1.0-libav \
     gstreamer1.0-plugins-bad-debugutilsbad \
     gstreamer1.0-plugins-bad-dtls \
+    gstreamer1.0-plugins-bad-inter \
     gstreamer1.0-plugins-bad-kms \
     gstreamer1.0-plugins-bad-sctp \
     gstreamer1.0-plugins-bad-srtp \
@@ -44,7 +49,9 @@ RDEPENDS:${PN}-gstreamer = "\
     gstreamer1.0-plugins-base-audiomixer \
     gstreamer1.0-plugins-base-audioresample \
     gstreamer1.0-plugins-base-audiotestsrc \
+    gstreamer1.0-plugins-base-compositor \
     gstreamer1.0-plugins-base-opus \
+    gstreamer1.0-plugins-base-pango \
     gstreamer1.0-plugins-base-playback \
     gstreamer1.0-plugins-base-typefindfunctions \
     gstreamer1.0-plugins-base-videoconvertscale \
@@ -52,12 +59,15 @@ RDEPENDS:${PN}-gstreamer = "\
     gstreamer1.0-plugins-base-videotestsrc \
     gstreamer1.0-plugins-base-volume \
     gstreamer1.0-plugins-good-autodetect \
+    gstreamer1.0-plugins-good-png \
     gstreamer1.0-plugins-good-rtp \
     gstreamer1.0-plugins-good-rtpmanager \
     gstreamer1.0-plugins-good-video4linux2 \
+    gstreamer1.0-plugins-good-vpx \
     gstreamer1.0-plugins-good-wavparse \
     gstreamer1.0-plugins-ugly-x264 \
     libnice \
+    ttf-bitstream-vera \
 "
 
 # For installers checking the wiring: aplay and arecord (alsa-utils-aplay), v4l2-ctl,
