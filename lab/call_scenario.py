@@ -223,9 +223,10 @@ def tone_share(raw: bytes, hz: float) -> tuple[float, float]:
 
 async def screen_check(guest: Guest, share: Path, out: Path, checks: Checks,
                        within_s: float = 30) -> dict[str, Any]:
-    """Capture vkms' planes in the guest until the overlay plane (the box's kmssink)
-    shows the caller's bars in their colours, for at most `within_s`. The check: that
-    plane shows the caller's moving picture (full-height bars). Whether its colours
+    """Capture vkms' planes in the guest until the overlay plane (the box's call screen,
+    composed at [screen] width x height and shown by kmssink) shows the caller's bars
+    in their colours, for at most `within_s`. The check: the screen's video region
+    shows the caller's moving picture (full-height bars). Whether its colours
     are the caller's is reported too, not failed on (see the WARN line: the picture
     the box decodes from the caller's libwebrtc H.264 is sometimes wrongly coloured
     under TCG, an open question). The plane -> OUT/box-screen.png."""
@@ -242,9 +243,15 @@ async def screen_check(guest: Guest, share: Path, out: Path, checks: Checks,
                 continue
             img = np.frombuffer((share / "screen" / p["file"]).read_bytes(), dtype=np.uint8)
             img = img.reshape(p["height"], p["width"], 3)
-            p["shows"] = pictures.classify(img)
-            p["bars"] = pictures.vertical_bars(img)
-            p["match"] = pictures.match(img, "caller-bars")
+            # The call screen: the caller's 4:3 video letterboxed in the middle, dark
+            # bands behind the texts at the top (1/6) and bottom (1/10), the box's own
+            # camera (vivid's bars too) bottom right from 3/4 of the width. Judge the
+            # video region between the bands, left of the self-view.
+            h, w, _ = img.shape
+            video = img[int(h * 0.18):int(h * 0.88), int(w * 0.2):int(w * 0.72)]
+            p["shows"] = pictures.classify(video)
+            p["bars"] = pictures.vertical_bars(video)
+            p["match"] = pictures.match(video, "caller-bars")
             pictures.write_png(str(out / "box-screen.png"), img)
             found["png"] = str(out / "box-screen.png")
             found["plane"] = p
@@ -256,7 +263,7 @@ async def screen_check(guest: Guest, share: Path, out: Path, checks: Checks,
         await asyncio.sleep(5.0)
     found["after_s"] = round(time.monotonic() - t0, 1)
     found["colours_match"] = plane.get("shows") == "caller-bars"
-    checks.check("the box draws the caller's video on vkms (kmssink overlay plane)",
+    checks.check("the box's call screen shows the caller's video on vkms (kmssink plane)",
                  bool(plane.get("bars", {}).get("ok")),
                  f"capture {found['captures']} after {found['after_s']} s; plane "
                  f"{json.dumps({k: plane.get(k) for k in ('plane', 'width', 'height', 'format', 'bars')})}; "

@@ -317,9 +317,26 @@ pub struct MediaConfig {
     /// module (NULL)"). Default empty.
     #[serde(default)]
     pub kms_driver: String,
-    /// Codec accepted from callers. Default `h264`.
+    /// The video codec the box answers LiveKit's offers with when the hub cannot say
+    /// which codec the caller's track is in (see `media::codecs`). Default `h264`.
     #[serde(default)]
     pub receive_video_codec: ReceiveVideoCodec,
+    /// Acoustic echo cancellation on the microphone: `webrtcdsp` (WebRTC audio
+    /// processing) with a `webrtcechoprobe` on the speaker path, so the caller does not
+    /// hear themselves through the box's speaker and microphone. Default true.
+    #[serde(default = "default_true")]
+    pub echo_cancellation: bool,
+    /// Noise suppression on the microphone (`webrtcdsp`). Default true.
+    #[serde(default = "default_true")]
+    pub noise_suppression: bool,
+    /// Test hook for machines without a speaker and microphone: with
+    /// `audio_source = "test"`, the box's speaker output is fed back into its
+    /// microphone after this delay, ms, as a room would. 0 (default): off.
+    #[serde(default)]
+    pub simulated_echo_delay_ms: u32,
+    /// Gain of that simulated echo path, dB (−60 to 0). Default −6.
+    #[serde(default = "default_simulated_echo_gain_db")]
+    pub simulated_echo_gain_db: f64,
     /// Upper bound of the published video bitrate, kbit/s. Default 1500.
     #[serde(default = "default_max_bitrate_kbps")]
     pub max_video_bitrate_kbps: u32,
@@ -440,6 +457,12 @@ fn default_alsa() -> String {
 }
 fn default_max_bitrate_kbps() -> u32 {
     1500
+}
+fn default_true() -> bool {
+    true
+}
+fn default_simulated_echo_gain_db() -> f64 {
+    -6.0
 }
 fn default_start_timeout_ms() -> u64 {
     20_000
@@ -568,6 +591,19 @@ impl Config {
             return Err(invalid(
                 "call.speed_dial",
                 "must be an identity known to the hub, or left out".into(),
+            ));
+        }
+        let m = &self.media;
+        if !(-60.0..=0.0).contains(&m.simulated_echo_gain_db) {
+            return Err(invalid(
+                "media.simulated_echo_gain_db",
+                format!("{} dB: allowed -60 to 0", m.simulated_echo_gain_db),
+            ));
+        }
+        if m.simulated_echo_delay_ms > 1000 {
+            return Err(invalid(
+                "media.simulated_echo_delay_ms",
+                format!("{} ms: allowed 0 (off) to 1000", m.simulated_echo_delay_ms),
             ));
         }
         let sc = &self.screen;

@@ -8,6 +8,7 @@
 //! any time. The ringtone is a small pipeline of its own on the same thread
 //! ([`ringtone`]).
 
+mod audio;
 pub mod codecs;
 mod elements;
 mod pipeline;
@@ -157,7 +158,7 @@ impl MediaPlan {
     }
 
     /// Every element this plan uses.
-    fn elements(&self) -> Vec<&'static str> {
+    pub fn elements(&self) -> Vec<&'static str> {
         let mut v: Vec<&'static str> = elements::CORE.to_vec();
         v.push(match self.video_source {
             SourceKind::Device(_) => "v4l2src",

@@ -9,6 +9,7 @@ use callbox_protocol::JoinInfo;
 use gst::glib;
 use gst::prelude::*;
 
+use super::audio;
 use super::codecs::{self, TrackCodecSource};
 use super::{Counters, MediaError, MediaEvent, MediaPlan, SourceKind};
 
@@ -74,8 +75,8 @@ impl Session {
         };
         let joined = Arc::new(AtomicBool::new(false));
         let remote_channels = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let publish =
-            build_publisher(plan, &join.url, &publisher.token, video, &counters, &joined)?;
+        // The subscriber first: it holds the echo canceller's probe, which the
+        // publisher's `webrtcdsp` looks up by name (media::audio).
         let subscribe = build_subscriber(
             plan,
             call_id,
@@ -86,6 +87,8 @@ impl Session {
             track_codecs,
             &remote_channels,
         )?;
+        let publish =
+            build_publisher(plan, &join.url, &publisher.token, video, &counters, &joined)?;
         let session = Self {
             call_id: call_id.to_owned(),
             publish,
@@ -96,6 +99,16 @@ impl Session {
             failed: false,
         };
         session.set_mic_muted(mic_muted);
+        // One clock and one base time for both pipelines: the echo canceller compares
+        // the running times of the speaker's buffers (the probe, in the subscriber)
+        // with the microphone's (in the publisher).
+        let clock = gst::SystemClock::obtain();
+        let base_time = clock.time();
+        for p in [&session.publish, &session.subscribe] {
+            p.use_clock(Some(&clock));
+            p.set_start_time(gst::ClockTime::NONE);
+            p.set_base_time(base_time);
+        }
         for which in ["publish", "subscribe"] {
             let p = if which == "publish" {
                 &session.publish
@@ -310,7 +323,8 @@ fn build_publisher(
         add_camera(&pipeline, &sink, plan, counters)?;
     }
 
-    // Audio: source → convert → resample → queue → sink.audio_%u
+    // Audio: source → [`audio::add_microphone`] (48 kHz mono, echo cancellation and
+    // noise suppression, the mute volume) → sink.audio_%u
     let asrc = match &plan.audio_source {
         SourceKind::Device(dev) => {
             let e = make("alsasrc", W)?;
@@ -325,29 +339,15 @@ fn build_publisher(
             e
         }
     };
-    let mic_volume = gst::ElementFactory::make("volume")
-        .name("mic-volume")
-        .build()
-        .map_err(|e| MediaError::Build {
-            which: W,
-            detail: format!("element volume: {e}"),
-        })?;
-    let achain = [
-        asrc,
-        make("audioconvert", W)?,
-        make("audioresample", W)?,
-        mic_volume,
-        make("queue", W)?,
-    ];
-    pipeline.add_many(&achain).map_err(build_err(W))?;
-    gst::Element::link_many(&achain).map_err(build_err(W))?;
+    let audio_plan = audio::AudioPlan::new(cfg, plan.audio_source == SourceKind::Test);
+    let mic_out = audio::add_microphone(&pipeline, asrc, &audio_plan)?;
     let apad = sink
         .request_pad_simple("audio_%u")
         .ok_or_else(|| MediaError::Build {
             which: W,
             detail: "livekitwebrtcsink gave no audio pad".into(),
         })?;
-    achain[4]
+    mic_out
         .static_pad("src")
         .expect("queue has a src pad")
         .link(&apad)
@@ -464,8 +464,15 @@ fn build_subscriber(
     }
     pipeline.add(&src).map_err(build_err(W))?;
 
-    let audio_sink = plan.audio_sink;
-    let sink_settings = SinkSettings::from_config(&plan.config);
+    let speaker = make(plan.audio_sink, W)?;
+    speaker.set_property("name", REMOTE_SINK);
+    SinkSettings::from_config(&plan.config).apply(&speaker);
+    if plan.audio_sink == "fakesink" {
+        // Tests and headless boxes: don't throttle, just count.
+        speaker.set_property("sync", false);
+    }
+    let audio_plan = audio::AudioPlan::new(&plan.config, plan.audio_source == SourceKind::Test);
+    let remote_audio = audio::add_speaker(&pipeline, speaker, &audio_plan)?;
     let counters = counters.clone();
     let channels = remote_channels.clone();
     let weak_pipeline = pipeline.downgrade();
@@ -486,13 +493,10 @@ fn build_subscriber(
             channel = Some(c);
             (desc, |c| &c.video_frames_received)
         } else if name.starts_with("audio") {
-            (
-                format!(
-                    "queue ! audioconvert ! audioresample ! {}",
-                    sink_desc(audio_sink)
-                ),
-                |c| &c.audio_buffers_received,
-            )
+            // To the speaker path's mixer (every remote participant, one echo reference).
+            ("queue ! audioconvert ! audioresample".to_owned(), |c| {
+                &c.audio_buffers_received
+            })
         } else {
             return;
         };
@@ -506,8 +510,16 @@ fn build_subscriber(
         if pipeline.add(&bin).is_err() {
             return;
         }
-        if let Some(sink) = bin.by_name(REMOTE_SINK) {
-            sink_settings.apply(&sink);
+        if channel.is_none() {
+            let Some(mixer_pad) = remote_audio.request_pad_simple("sink_%u") else {
+                tracing::error!(pad = %name, "the speaker mixer gave no pad");
+                return;
+            };
+            let linked = bin.static_pad("src").map(|src| src.link(&mixer_pad));
+            if !matches!(linked, Some(Ok(_))) {
+                tracing::error!(pad = %name, "cannot link remote audio to the speaker");
+                return;
+            }
         }
         let sinkpad = bin.static_pad("sink").expect("ghost sink pad");
         probe_count(&sinkpad, &counters, pick);
@@ -526,14 +538,6 @@ fn build_subscriber(
 
 /// The name of the sink element in a playback branch (see [`SinkSettings`]).
 const REMOTE_SINK: &str = "remote-sink";
-
-fn sink_desc(element: &str) -> String {
-    match element {
-        // Tests and headless boxes: don't throttle, just count.
-        "fakesink" => format!("fakesink name={REMOTE_SINK} sync=false"),
-        other => format!("{other} name={REMOTE_SINK} sync=true"),
-    }
-}
 
 /// The `[media]` settings of the playback sinks, set as properties (not spliced into a
 /// launch line, so no quoting issue with device names such as `plughw:CARD=Loopback,DEV=0`).
@@ -637,14 +641,5 @@ mod tests {
             inner.add(&dec).expect("add decoder");
             assert!(!dec.property::<bool>("output-corrupt"));
         }
-    }
-
-    #[test]
-    fn playback_branches_name_their_sink() {
-        assert_eq!(sink_desc("kmssink"), "kmssink name=remote-sink sync=true");
-        assert_eq!(
-            sink_desc("fakesink"),
-            "fakesink name=remote-sink sync=false"
-        );
     }
 }

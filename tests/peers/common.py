@@ -336,6 +336,13 @@ class MediaCounter:
     # frequency is that tone (±1 bin of 100 Hz).
     expect_tone_hz: Optional[float] = None
     audio_frames_at_tone: int = 0
+    # --tone-level-hz: the level (dBFS) of the received audio at that frequency, over
+    # 100 ms windows (10 Hz resolution, Hann) from --tone-level-after seconds after the
+    # first audio frame on: how loud the box sends back what it heard, e.g. an echo.
+    tone_level_hz: Optional[list] = None
+    tone_level_after_s: float = 0.0
+    _tone_window: list = field(default_factory=list)
+    _tone_powers: dict = field(default_factory=dict)  # hz -> [power per window]
     _video_tracks: dict = field(default_factory=dict)  # sid -> (identity, track, publication)
     _video_counts: dict = field(default_factory=dict)  # sid -> frames delivered on that track
     _first_video_t: Optional[float] = None
@@ -345,7 +352,8 @@ class MediaCounter:
     @classmethod
     def from_args(cls, args) -> "MediaCounter":
         return cls(energy_threshold=args.energy_threshold, expect_pattern=args.expect_pattern,
-                   save_frame=args.save_frame, expect_tone_hz=args.expect_tone_hz)
+                   save_frame=args.save_frame, expect_tone_hz=args.expect_tone_hz,
+                   tone_level_hz=args.tone_level_hz, tone_level_after_s=args.tone_level_after)
 
     def attach(self, room: rtc.Room) -> None:
         room.on("track_subscribed", self._on_track_subscribed)
@@ -440,6 +448,8 @@ class MediaCounter:
                 if self.first_audio_ms is None:
                     self.first_audio_ms = int((time.monotonic() - self.t_ref) * 1000)
                 samples = np.frombuffer(ev.frame.data, dtype=np.int16)
+                if self.tone_level_hz and samples.size:
+                    self._measure_tone(samples)
                 if samples.size:
                     rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
                     if rms > threshold:
@@ -448,6 +458,28 @@ class MediaCounter:
                             self.audio_frames_at_tone += 1
         finally:
             await stream.aclose()
+
+    def _measure_tone(self, samples: np.ndarray) -> None:
+        since_first = (time.monotonic() - self.t_ref) * 1000 - (self.first_audio_ms or 0)
+        if since_first < self.tone_level_after_s * 1000:
+            return
+        self._tone_window.append(samples.astype(np.float64) / 32768.0)
+        n = sum(len(w) for w in self._tone_window)
+        if n < SAMPLE_RATE // 10:
+            return
+        x = np.concatenate(self._tone_window)
+        self._tone_window.clear()
+        w = np.hanning(len(x))
+        t = np.arange(len(x)) / SAMPLE_RATE
+        for hz in self.tone_level_hz or []:
+            # Amplitude of the sinusoid at hz (Hann window: coherent gain 0.5).
+            amp = 2.0 * abs(np.sum(x * w * np.exp(-2j * np.pi * hz * t))) / np.sum(w)
+            self._tone_powers.setdefault(hz, []).append(amp * amp)
+
+    def tone_levels_db(self) -> dict:
+        """dBFS of each --tone-level-hz frequency, mean power over the windows."""
+        return {f"{hz:g}": round(10.0 * float(np.log10(np.mean(p) + 1e-20)), 1)
+                for hz, p in self._tone_powers.items()}
 
     def _is_tone(self, samples: np.ndarray) -> bool:
         spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
@@ -477,6 +509,9 @@ class MediaCounter:
             **({"expect_tone_hz": self.expect_tone_hz,
                 "audio_frames_at_tone": self.audio_frames_at_tone} if self.expect_tone_hz else {}),
             **({"saved_frame": self.saved_frame} if self.save_frame else {}),
+            **({"tone_levels_db": self.tone_levels_db(),
+                "tone_level_windows": min((len(p) for p in self._tone_powers.values()), default=0)}
+               if self.tone_level_hz else {}),
         }
 
     async def stop(self) -> None:
@@ -526,6 +561,11 @@ def add_media_args(p) -> None:
                    help="count remote audio frames whose strongest frequency is this tone")
     p.add_argument("--min-tone-frames", type=int, default=0,
                    help="remote audio frames at --expect-tone-hz needed (default 0)")
+    p.add_argument("--tone-level-hz", type=float, nargs="+",
+                   help="report tone_levels_db: the received audio's level at these "
+                        "frequencies (dBFS of the sinusoid, mean over 100 ms windows)")
+    p.add_argument("--tone-level-after", type=float, default=0.0,
+                   help="seconds after the first remote audio before --tone-level-hz counts")
     p.add_argument("--save-frame", metavar="PNG",
                    help="save the 30th remote video frame here")
     p.add_argument("--timeout", type=float, default=60.0,

@@ -26,6 +26,8 @@ pub struct World {
     pub daemon: Option<Child>,
     pub daemon_log: PathBuf,
     pub socket: PathBuf,
+    /// Extra lines for the daemon's `[media]` section (before `start_daemon*`).
+    pub media_extra: String,
     pub dir: tempfile::TempDir,
     _lk: LiveKit,
 }
@@ -78,6 +80,7 @@ impl World {
             daemon: None,
             daemon_log: dir.path().join("callbox.log"),
             socket,
+            media_extra: String::new(),
             dir,
             _lk: lk,
         }
@@ -97,36 +100,7 @@ impl World {
     /// `WATCHDOG_USEC` among them the daemon is started as systemd does, with
     /// `WATCHDOG_PID` set to its own pid (through `sh -c 'exec …'`).
     pub fn start_daemon_env(&mut self, credential: &str, extra: &str, env: &[(&str, &str)]) {
-        let config = self.dir.path().join("callbox.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"[hub]
-url = "{hub}"
-credential = "{credential}"
-reconnect_min_ms = 200
-reconnect_max_ms = 2000
-
-[media]
-video_source = "test"
-audio_source = "test"
-video_sink = "fakesink"
-audio_sink = "fakesink"
-ice_local_addresses = ["127.0.0.1"]
-
-[control]
-socket = "{socket}"
-
-[log]
-level = "info,callbox=debug"
-
-{extra}
-"#,
-                hub = self.hub_url,
-                socket = self.socket.display()
-            ),
-        )
-        .unwrap();
+        let config = self.write_config(credential, extra);
         let log = File::create(&self.daemon_log).unwrap();
         let bin = env!("CARGO_BIN_EXE_callbox");
         let mut cmd = if env.iter().any(|(k, _)| *k == "WATCHDOG_USEC") {
@@ -147,6 +121,44 @@ level = "info,callbox=debug"
             .spawn()
             .expect("callbox binary runs");
         self.daemon = Some(child);
+    }
+
+    /// Writes the daemon's config (`callbox.toml` in the world's directory) for
+    /// `credential`, with `extra` TOML appended; returns its path.
+    pub fn write_config(&self, credential: &str, extra: &str) -> PathBuf {
+        let config = self.dir.path().join("callbox.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"[hub]
+url = "{hub}"
+credential = "{credential}"
+reconnect_min_ms = 200
+reconnect_max_ms = 2000
+
+[media]
+video_source = "test"
+audio_source = "test"
+video_sink = "fakesink"
+audio_sink = "fakesink"
+ice_local_addresses = ["127.0.0.1"]
+{media_extra}
+
+[control]
+socket = "{socket}"
+
+[log]
+level = "info,callbox=debug"
+
+{extra}
+"#,
+                hub = self.hub_url,
+                socket = self.socket.display(),
+                media_extra = self.media_extra
+            ),
+        )
+        .unwrap();
+        config
     }
 
     pub fn daemon_log(&self) -> String {

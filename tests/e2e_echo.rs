@@ -1,0 +1,91 @@
+//! Issue #8, echo cancellation: the box's speaker output is fed back into its
+//! microphone (`media.simulated_echo_delay_ms`: 40 ms later, 6 dB quieter, as a room
+//! would) while the caller sends a 440 Hz tone. What the caller hears back at 440 Hz
+//! is the echo; with `webrtcdsp`'s echo cancellation it must be at least 20 dB quieter
+//! than without, while the box's own microphone signal (523 Hz, the person at the box,
+//! talking all the time) still reaches the caller. Noise suppression is off in both
+//! runs, so the figure is the echo canceller's alone.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{World, caller_counts, hang_up};
+
+/// One audio call with the simulated echo; the caller's levels (dBFS) at 440 Hz (its
+/// own tone, echoed) and at 523.25 Hz (the box's test microphone: the voice of the
+/// person at the box) from 8 s after the first audio (the canceller has converged) to
+/// 13 s.
+fn echo_level(echo_cancellation: bool) -> (f64, f64) {
+    let mut w = World::start();
+    w.media_extra = format!(
+        "echo_cancellation = {echo_cancellation}\nnoise_suppression = false\n\
+         simulated_echo_delay_ms = 40\nsimulated_echo_gain_db = -6.0"
+    );
+    let cred = w.box_credential.clone();
+    w.start_daemon(&cred);
+    w.wait_status("online", Duration::from_secs(20), |s| {
+        s.hub_online && s.state == "idle"
+    });
+    let mut caller = w.dial(
+        "box1",
+        &[
+            "--call-type",
+            "audio",
+            "--audio-only",
+            "--tone-level-hz",
+            "440",
+            "523.25",
+            "--tone-level-after",
+            "8",
+            "--min-remote-audio-frames",
+            "1300",
+            "--timeout",
+            "60",
+            "--no-hangup",
+        ],
+    );
+    caller.expect_event("media_ok", Duration::from_secs(60));
+    let counts = caller_counts(&mut caller);
+    let level = |hz: &str| {
+        counts["tone_levels_db"][hz]
+            .as_f64()
+            .unwrap_or_else(|| panic!("the caller measured the {hz} Hz level: {counts}"))
+    };
+    let levels = (level("440"), level("523.25"));
+    assert!(
+        counts["tone_level_windows"].as_u64().unwrap_or(0) >= 30,
+        "at least 3 s measured: {counts}"
+    );
+    assert!(
+        w.daemon_log().contains("simulated echo"),
+        "the daemon built the echo path"
+    );
+    hang_up(&w, caller);
+    levels
+}
+
+#[test]
+fn echo_cancellation_removes_the_callers_own_voice() {
+    let (without, voice_without) = echo_level(false);
+    let (with, voice_with) = echo_level(true);
+    let drop = without - with;
+    println!(
+        "echo at the caller (440 Hz): {without:.1} dBFS without cancellation, {with:.1} dBFS with: {drop:.1} dB less; \
+         the box's own voice (523 Hz): {voice_without:.1} dBFS without, {voice_with:.1} dBFS with"
+    );
+    assert!(
+        without > -35.0,
+        "without cancellation the caller hears the echo ({without:.1} dBFS)"
+    );
+    assert!(
+        drop >= 20.0,
+        "echo cancellation takes off {drop:.1} dB, not 20"
+    );
+    // Both talk at once the whole time (the worst case for a canceller): the person
+    // at the box is quieter while the caller talks, but must still be heard.
+    assert!(
+        voice_with > voice_without - 20.0,
+        "the person at the box is still heard: {voice_with:.1} dBFS with cancellation, {voice_without:.1} without"
+    );
+}
