@@ -45,6 +45,7 @@ sysroot_dev=(
 sysroot_runtime=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice gstreamer1.0-alsa
+  gstreamer1.0-x fonts-dejavu-core
 )
 
 # --- 1. host prerequisites ----------------------------------------------------

@@ -146,13 +146,11 @@ for cfg in test box; do
   t0=$(now)
   # The first run scans every plugin of the sysroot into the registry (slow under
   # qemu); the second reuses it.
-  if ! res=$(qemu "$out/callbox" check --config "$work/$cfg.toml" 2>&1); then
-    printf '%s\n' "$res" >&2
-    log "callbox check ($cfg config) failed under qemu"
-    exit 1
-  fi
+  # No camera, sound card or hub here: the check's "gstreamer" line is what counts
+  # (every element the box uses is there); the report's other lines say what is absent.
+  res=$(qemu "$out/callbox" check --offline --config "$work/$cfg.toml" 2>&1) || true
   printf '%s\n' "$res" >&2
-  grep -q ": OK (" <<<"$res" || { log "callbox check ($cfg config) did not say OK"; exit 1; }
+  grep -q "^ok   gstreamer" <<<"$res" || { log "callbox check ($cfg config): GStreamer elements missing"; exit 1; }
   # `check` can pass with a plugin missing (e.g. openh264dec stands in for avdec_h264):
   # every plugin of the sysroot must load, or the sysroot is incomplete.
   if grep -q "Failed to load plugin" <<<"$res"; then

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod call;
+pub mod check;
 pub mod config;
 pub mod control;
 pub mod gpio;

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use callbox::config::{Config, ConfigError};
 use callbox::media::MediaError;
-use callbox::{app, control, media};
+use callbox::{app, control};
 
 /// The default config path on a box.
 const DEFAULT_CONFIG: &str = "/etc/callbox/callbox.toml";
@@ -68,11 +68,15 @@ enum Command {
         /// Where to write the PNG.
         file: PathBuf,
     },
-    /// Validate the config file and check that every GStreamer element it needs exists.
+    /// The installer's diagnostic: cameras, sound, encoders, display, GPIO, hub and
+    /// credential, each problem with its fix. Exits 1 if the box cannot take a call.
     Check {
         /// Config file.
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Do not contact the hub (building or testing an image without its network).
+        #[arg(long)]
+        offline: bool,
     },
 }
 
@@ -173,18 +177,15 @@ fn main() -> ExitCode {
             println!("{}: {} bytes", file.display(), png.len());
             Ok(())
         })(),
-        Command::Check { config } => load(&config).and_then(|c| {
-            let plan = media::MediaPlan::resolve(&c.media);
-            media::init(&plan)?;
-            println!(
-                "{}: OK (video {:?} → {}, audio {:?} → {})",
-                config.display(),
-                plan.video_source,
-                plan.video_sink,
-                plan.audio_source,
-                plan.audio_sink
-            );
-            Ok(())
+        Command::Check { config, offline } => load(&config).and_then(|c| {
+            let hub_timeout = (!offline).then_some(std::time::Duration::from_secs(5));
+            let report = callbox::check::run(&c, &config, hub_timeout);
+            println!("{report}");
+            if report.can_take_calls() {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
         }),
     };
     match result {
