@@ -613,7 +613,7 @@ impl Config {
                 format!("{} fps: allowed 1..=60", sc.framerate),
             ));
         }
-        let size_ok = |v: u32| (160..=7680).contains(&v) && v % 2 == 0;
+        let size_ok = |v: u32| (160..=7680).contains(&v) && v.is_multiple_of(2);
         if (sc.width, sc.height) != (0, 0) && !(size_ok(sc.width) && size_ok(sc.height)) {
             return Err(invalid(
                 "screen.width",

@@ -78,6 +78,10 @@ for _ in $(seq 60); do
 done
 [ "$online" = true ] || { journalctl -u callbox -o cat -n 30; fail "the box is not online with the hub"; }
 say "callbox online with the hub, answer = manual"
+# The installer's diagnostic on real drivers: vivid's formats, snd-aloop, vkms' mode,
+# the gpio-sim chip, the hub and the credential. It must find the box able to take calls.
+check_out=$(callbox check 2>&1) || fail "callbox check says the box cannot take calls: $check_out"
+while IFS= read -r line; do say "  check: $line"; done <<<"$check_out"
 
 # 3. Ready.
 mkdir -p "$dir/rpc"

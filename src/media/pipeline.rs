@@ -80,12 +80,10 @@ impl Session {
         let subscribe = build_subscriber(
             plan,
             call_id,
-            &join.url,
-            &subscriber.token,
+            (&join.url, &subscriber.token),
             &publisher.identity,
-            &counters,
+            (&counters, &remote_channels),
             track_codecs,
-            &remote_channels,
         )?;
         let publish =
             build_publisher(plan, &join.url, &publisher.token, video, &counters, &joined)?;
@@ -431,15 +429,15 @@ fn add_camera(
     Ok(())
 }
 
+/// The subscriber: `(url, token)` to join with, our own publisher's identity (never
+/// subscribed to), and where to count frames and list the remote video channels.
 fn build_subscriber(
     plan: &MediaPlan,
     call_id: &str,
-    url: &str,
-    token: &str,
+    (url, token): (&str, &str),
     own_publisher: &str,
-    counters: &Arc<Counters>,
+    (counters, remote_channels): (&Arc<Counters>, &Arc<std::sync::Mutex<Vec<String>>>),
     track_codecs: Arc<dyn TrackCodecSource>,
-    remote_channels: &Arc<std::sync::Mutex<Vec<String>>>,
 ) -> Result<gst::Pipeline, MediaError> {
     const W: &str = "subscribe";
     let pipeline = gst::Pipeline::with_name("subscribe");
