@@ -132,7 +132,8 @@ fn prop(d: &gst::Device, key: &str) -> Option<String> {
     props
         .get::<String>(key)
         .ok()
-        .or_else(|| props.get::<&str>(key).ok().map(str::to_owned))
+        .or_else(|| props.get::<i32>(key).ok().map(|n| n.to_string()))
+        .filter(|v| !v.is_empty())
 }
 
 /// `YUY2 ≤1280x720, MJPG ≤1920x1080` from a camera's caps.
@@ -161,10 +162,18 @@ pub fn formats(caps: &gst::Caps) -> String {
             None => best.push((format, w, h)),
         }
     }
-    best.iter()
+    // Compressed formats first (what a USB camera does best), at most five.
+    best.sort_by_key(|(f, ..)| !matches!(f.as_str(), "MJPG" | "H264"));
+    let mut text = best
+        .iter()
+        .take(5)
         .map(|(f, w, h)| format!("{f} up to {w}x{h}"))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if best.len() > 5 {
+        text.push_str(&format!(" and {} more", best.len() - 5));
+    }
+    text
 }
 
 fn cameras(r: &mut Report, config: &Config, plan: &MediaPlan) {
@@ -250,9 +259,10 @@ fn sound(r: &mut Report, config: &Config, plan: &MediaPlan) {
         let names: Vec<String> = devices(class)
             .iter()
             .filter(|d| prop(d, "device.api").as_deref() == Some("alsa"))
-            .map(|d| {
-                let card = prop(d, "alsa.card").unwrap_or_default();
-                format!("hw:{card} \"{}\"", d.display_name())
+            .map(|d| match (prop(d, "alsa.card"), prop(d, "alsa.device")) {
+                (Some(card), Some(dev)) => format!("hw:{card},{dev} \"{}\"", d.display_name()),
+                (Some(card), None) => format!("hw:{card} \"{}\"", d.display_name()),
+                _ => format!("\"{}\"", d.display_name()),
             })
             .collect();
         if names.is_empty() {
@@ -512,7 +522,7 @@ mod tests {
              image/jpeg, width=1920, height=1080"
             .parse()
             .unwrap();
-        assert_eq!(formats(&caps), "YUY2 up to 1280x720, MJPG up to 1920x1080");
+        assert_eq!(formats(&caps), "MJPG up to 1920x1080, YUY2 up to 1280x720");
     }
 
     #[test]

@@ -39,6 +39,7 @@ fn an_audio_call_never_opens_the_camera() {
         s.state == "in_call" && s.audio_buffers_received >= 50
     });
     assert_eq!(s.video_frames_sent, 0, "the camera was never opened");
+    assert_eq!(s.video_encoder, None, "no video encoder was even built");
     assert_eq!(s.leds["privacy"]["pattern"], "off", "{:?}", s.leds);
     assert_eq!(s.leds["privacy"]["lit"], false);
     let counts = caller_counts(&mut caller);
@@ -104,6 +105,11 @@ fn box_decodes_a_caller_publishing(codec: &str, encoding: &str) -> u64 {
         Duration::from_secs(30),
         |s| s.state == "in_call" && s.video_frames_received >= 30,
     );
+    let encoder = s
+        .video_encoder
+        .clone()
+        .expect("callbox status names the video encoder");
+    println!("the box encoded its camera with {encoder}");
     let log = w.daemon_log();
     assert!(
         log.contains("answering LiveKit's video offer")

@@ -97,6 +97,10 @@ pub struct Status {
     /// `{"status": {"pattern": "cadence:400/200/400/2000", "lit": true}}`.
     #[serde(default)]
     pub leds: serde_json::Map<String, serde_json::Value>,
+    /// The video encoder element the current or last call's camera was encoded with,
+    /// e.g. `x264enc`, `v4l2h264enc` (what `livekitwebrtcsink` actually built).
+    #[serde(default)]
+    pub video_encoder: Option<String>,
 }
 
 /// What a client asks the daemon to do.
@@ -157,6 +161,7 @@ impl StatusSource {
         s.video_frames_sent = sent;
         s.video_frames_received = recv;
         s.audio_buffers_received = audio;
+        s.video_encoder = self.counters.video_encoder();
         s.leds = (self.leds)();
         s.ringtone_playing = self.ringtone.is_playing();
         s.ringtone_audible_buffers = self.ringtone.audible_buffers();

@@ -223,6 +223,8 @@ pub struct Counters {
     pub video_frames_received: AtomicU64,
     /// Decoded audio buffers received from remote participants.
     pub audio_buffers_received: AtomicU64,
+    /// The element `livekitwebrtcsink` encodes the camera with (its `encoder-setup`).
+    pub video_encoder: std::sync::Mutex<Option<String>>,
 }
 
 impl Counters {
@@ -234,6 +236,14 @@ impl Counters {
         ] {
             c.store(0, Ordering::Relaxed);
         }
+        if let Ok(mut e) = self.video_encoder.lock() {
+            *e = None;
+        }
+    }
+
+    /// The video encoder of the current or last call (see `video_encoder`).
+    pub fn video_encoder(&self) -> Option<String> {
+        self.video_encoder.lock().ok().and_then(|e| e.clone())
     }
 
     /// `(video sent, video received, audio received)`.

@@ -315,6 +315,25 @@ fn build_publisher(
         flag.store(true, Ordering::Release);
         None
     });
+    // webrtcsink builds the encoder itself (by rank; media.hardware_encoder raises one):
+    // note which, for `callbox status` and the log. `false`: its own set-up still runs.
+    let seen = counters.clone();
+    sink.connect("encoder-setup", false, move |args| {
+        let consumer = args.get(1).and_then(|v| v.get::<String>().ok());
+        let encoder = args.get(3).and_then(|v| v.get::<gst::Element>().ok());
+        if let (Some(consumer), Some(encoder)) = (consumer, encoder)
+            && consumer != "discovery"
+        {
+            let name = encoder.factory().map(|f| f.name().to_string());
+            if let Some(name) = name.filter(|n| n.contains("264") || n.contains("vp8")) {
+                tracing::info!(encoder = %name, "video encoder");
+                if let Ok(mut e) = seen.video_encoder.lock() {
+                    *e = Some(name);
+                }
+            }
+        }
+        Some(false.to_value())
+    });
     pipeline.add(&sink).map_err(build_err(W))?;
 
     if video {
