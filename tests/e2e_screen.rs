@@ -134,3 +134,60 @@ fn the_screen_shows_each_state_of_a_call() {
     assert!(ended.share(WHOLE, is_background) > 0.6);
     let _ = caller.wait_exit(Duration::from_secs(20));
 }
+
+/// Three parties: alice calls the box and bob at once (both H.264); the box shows both
+/// callers side by side, with its self-view in the corner.
+#[test]
+fn two_callers_share_the_screen_as_a_grid() {
+    let mut w = World::start();
+    let cred = w.box_credential.clone();
+    w.start_daemon_with(&cred, "[screen]\nwidth = 640\nheight = 360\n");
+    w.wait_status("online", Duration::from_secs(20), |s| {
+        s.hub_online && s.state == "idle"
+    });
+    let mut bob = callbox_testkit::PyPeer::spawn(
+        "callee.py",
+        [
+            "answer",
+            "--hub",
+            &w.hub_url,
+            "--credential",
+            &w.bob,
+            "--min-video-frames",
+            "30",
+            "--timeout",
+            "90",
+        ],
+    );
+    bob.expect_event("hub_ws_connected", Duration::from_secs(20));
+    let alice = w.dial(
+        "box1",
+        &[
+            "--callee",
+            "bob",
+            "--min-video-frames",
+            "30",
+            "--timeout",
+            "90",
+            "--no-hangup",
+        ],
+    );
+    bob.expect_event("media_ok", Duration::from_secs(60));
+    w.wait_status("two callers' video", Duration::from_secs(30), |s| {
+        s.state == "in_call" && s.video_frames_received >= 90
+    });
+    let grid = w.screenshot("grid");
+    let left = grid.share((0.08, 0.3, 0.42, 0.6), is_caller_colour);
+    let right = grid.share((0.58, 0.3, 0.92, 0.6), is_caller_colour);
+    println!("grid: caller colours in the left tile {left:.2}, in the right tile {right:.2}");
+    assert!(
+        left > 0.4 && right > 0.4,
+        "both callers are on the screen: {left:.2} / {right:.2}"
+    );
+    assert!(
+        w.daemon_log().contains("screen layout remote_videos=2"),
+        "two tiles laid out"
+    );
+    support::hang_up(&w, alice);
+    let _ = bob.wait_exit(Duration::from_secs(30));
+}
