@@ -61,6 +61,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut notifier = Notifier::from_env();
     let mut plan = MediaPlan::resolve(&config.media);
     plan.screen = config.screen.clone();
+    plan.board = config.gpio.board;
     tracing::info!(
         video_source = %describe(&plan.video_source, "videotestsrc", "v4l2src"),
         audio_source = %describe(&plan.audio_source, "audiotestsrc", "alsasrc"),

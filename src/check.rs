@@ -91,10 +91,11 @@ pub fn run(config: &Config, path: &Path, hub_timeout: Option<Duration>) -> Repor
     r.push(Level::Ok, "config", format!("{} is valid", path.display()));
     let mut plan = MediaPlan::resolve(&config.media);
     plan.screen = config.screen.clone();
+    plan.board = config.gpio.board;
     gstreamer(&mut r, &plan);
     cameras(&mut r, config, &plan);
     sound(&mut r, config, &plan);
-    codecs(&mut r, config);
+    codecs(&mut r, &plan);
     display(&mut r, &plan);
     gpio(&mut r, config);
     match hub_timeout {
@@ -326,7 +327,7 @@ fn factories(kind: gst::ElementFactoryType, caps: &str, src: bool) -> Vec<gst::E
     list
 }
 
-fn codecs(r: &mut Report, config: &Config) {
+fn codecs(r: &mut Report, plan: &MediaPlan) {
     let names = |l: &[gst::ElementFactory]| {
         l.iter()
             .map(|f| f.name().to_string())
@@ -334,28 +335,22 @@ fn codecs(r: &mut Report, config: &Config) {
             .join(", ")
     };
     let enc = factories(gst::ElementFactoryType::ENCODER, "video/x-h264", true);
-    match enc.first() {
-        Some(best) => r.push(
-            Level::Ok,
-            "encoder",
-            format!(
-                "H.264: {}; the box will use {}{}",
-                names(&enc),
-                best.name(),
-                if config.media.hardware_encoder.is_empty() {
-                    " (highest rank)".to_owned()
-                } else {
-                    format!(
-                        " (media.hardware_encoder = \"{}\")",
-                        config.media.hardware_encoder
-                    )
-                }
-            ),
-        ),
-        None => r.push(
+    let chosen = plan.encoder();
+    match (enc.first(), &chosen.element) {
+        (None, _) => r.push(
             Level::Fail,
             "encoder",
             "no H.264 encoder: install gstreamer1.0-plugins-ugly (x264enc)",
+        ),
+        (Some(best), element) => r.push(
+            Level::Ok,
+            "encoder",
+            format!(
+                "H.264: {}; the box will use {} ({})",
+                names(&enc),
+                element.clone().unwrap_or_else(|| best.name().to_string()),
+                chosen.reason
+            ),
         ),
     }
     for (codec, caps, package) in [

@@ -340,8 +340,9 @@ pub struct MediaConfig {
     /// Upper bound of the published video bitrate, kbit/s. Default 1500.
     #[serde(default = "default_max_bitrate_kbps")]
     pub max_video_bitrate_kbps: u32,
-    /// A hardware H.264 encoder element (e.g. `v4l2h264enc` on a Raspberry Pi 4) whose
-    /// rank is raised so `webrtcsink` picks it. Empty: let GStreamer choose. Default empty.
+    /// The H.264 encoder element (e.g. `v4l2h264enc`), overriding the board's choice
+    /// (`media::encoder`); its rank is raised so `webrtcsink` picks it. Empty (default):
+    /// the board's.
     #[serde(default)]
     pub hardware_encoder: String,
     /// STUN server, `stun://host:port`. Empty: none. Default empty.

@@ -11,6 +11,7 @@
 mod audio;
 pub mod codecs;
 mod elements;
+pub mod encoder;
 mod pipeline;
 pub mod ringtone;
 pub mod screen;
@@ -87,6 +88,8 @@ pub struct MediaPlan {
     pub config: MediaConfig,
     /// The `[screen]` section (defaults unless the caller sets it).
     pub screen: ScreenConfig,
+    /// The board (`gpio.board`), which chooses the video encoder ([`encoder`]).
+    pub board: crate::gpio::Board,
 }
 
 /// A capture source.
@@ -154,7 +157,13 @@ impl MediaPlan {
             audio_sink,
             config: config.clone(),
             screen: ScreenConfig::default(),
+            board: crate::gpio::Board::None,
         }
+    }
+
+    /// The video encoder for this board and config ([`encoder::plan`]).
+    pub fn encoder(&self) -> encoder::EncoderPlan {
+        encoder::plan(self.board, &self.config, &encoder::available)
     }
 
     /// Every element this plan uses.
@@ -195,18 +204,18 @@ pub fn init(plan: &MediaPlan) -> Result<(), MediaError> {
     }
     elements::require(&plan.elements())?;
     elements::require_h264()?;
-    let hw = plan.config.hardware_encoder.trim();
-    if !hw.is_empty() {
+    let enc = plan.encoder();
+    if let Some(element) = &enc.element {
         use gst::prelude::*;
-        match gst::ElementFactory::find(hw) {
+        match gst::ElementFactory::find(element) {
             Some(factory) => {
                 factory.set_rank(gst::Rank::PRIMARY + 100);
-                tracing::info!(encoder = hw, "hardware encoder preferred");
+                tracing::info!(encoder = %element, reason = %enc.reason, "video encoder preferred");
             }
             None => {
                 return Err(MediaError::MissingElement {
-                    element: hw.to_owned(),
-                    package: package_for(hw).unwrap_or("the board's GStreamer plugins"),
+                    element: element.clone(),
+                    package: package_for(element).unwrap_or("the board's GStreamer plugins"),
                 });
             }
         }

@@ -317,22 +317,35 @@ fn build_publisher(
     });
     // webrtcsink builds the encoder itself (by rank; media.hardware_encoder raises one):
     // note which, for `callbox status` and the log. `false`: its own set-up still runs.
+    // Set up the board's encoder (media::encoder) where webrtcsink cannot.
     let seen = counters.clone();
+    let enc_plan = plan.encoder();
     sink.connect("encoder-setup", false, move |args| {
         let consumer = args.get(1).and_then(|v| v.get::<String>().ok());
-        let encoder = args.get(3).and_then(|v| v.get::<gst::Element>().ok());
-        if let (Some(consumer), Some(encoder)) = (consumer, encoder)
-            && consumer != "discovery"
-        {
-            let name = encoder.factory().map(|f| f.name().to_string());
-            if let Some(name) = name.filter(|n| n.contains("264") || n.contains("vp8")) {
-                tracing::info!(encoder = %name, "video encoder");
-                if let Ok(mut e) = seen.video_encoder.lock() {
-                    *e = Some(name);
+        let Some(encoder) = args.get(3).and_then(|v| v.get::<gst::Element>().ok()) else {
+            return Some(false.to_value());
+        };
+        let name = encoder
+            .factory()
+            .map(|f| f.name().to_string())
+            .unwrap_or_default();
+        let ours = enc_plan.element.as_deref() == Some(name.as_str());
+        if ours {
+            for (property, value) in &enc_plan.properties {
+                if encoder.find_property(property).is_some() {
+                    encoder.set_property_from_str(property, value);
                 }
             }
         }
-        Some(false.to_value())
+        if consumer.as_deref() != Some("discovery")
+            && (name.contains("264") || name.contains("vp8"))
+        {
+            tracing::info!(encoder = %name, "video encoder");
+            if let Ok(mut e) = seen.video_encoder.lock() {
+                *e = Some(name);
+            }
+        }
+        Some((ours && enc_plan.complete).to_value())
     });
     pipeline.add(&sink).map_err(build_err(W))?;
 
