@@ -154,3 +154,159 @@ impl Presenter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::{CallInfo, Direction};
+    use crate::gpio::{Button, ButtonEvent, Press};
+
+    fn call() -> CallInfo {
+        CallInfo {
+            call_id: "c1".into(),
+            invitation_id: "i1".into(),
+            room_name: "r1".into(),
+            peer: "grandma".into(),
+            direction: Direction::Incoming,
+            video: true,
+        }
+    }
+
+    fn config(blank_after_secs: u64) -> ScreenConfig {
+        toml::from_str(&format!(
+            "blank_after_secs = {blank_after_secs}\nended_secs = 4"
+        ))
+        .unwrap()
+    }
+
+    fn state(phase: Phase, hub_online: bool) -> State {
+        State {
+            phase,
+            hub_online,
+            ..State::new()
+        }
+    }
+
+    fn press() -> Event {
+        Event::Button(ButtonEvent {
+            button: Button::Call,
+            press: Press::Short,
+        })
+    }
+
+    #[test]
+    fn a_call_that_ends_is_summed_up_then_the_idle_screen_returns() {
+        let t0 = Instant::now();
+        let mut p = Presenter::new(&config(0), "http://hub", t0);
+        let in_call = Phase::InCall {
+            call: call(),
+            answered_at: t0,
+        };
+        let idle = state(Phase::Idle, true);
+        let hangup = Event::Command(Command::Hangup);
+        p.observe(&in_call, &hangup, &idle, t0 + Duration::from_secs(65));
+        let ended = p.scene(&idle, t0 + Duration::from_secs(66));
+        assert_eq!(
+            ended,
+            Scene::Ended(Ending::Ended {
+                peer: "grandma".into(),
+                duration: Duration::from_secs(65)
+            })
+        );
+        assert!(matches!(
+            p.scene(&idle, t0 + Duration::from_secs(70)),
+            Scene::Idle { .. }
+        ));
+    }
+
+    #[test]
+    fn ringing_that_stops_is_missed_or_declined() {
+        let t0 = Instant::now();
+        let ringing = Phase::Ringing { call: call() };
+        let cancelled = Event::Hub(ServerEvent::CallCancelled {
+            call_id: "c1".into(),
+        });
+        assert_eq!(
+            ending(&ringing, &cancelled, t0),
+            Some(Ending::Missed {
+                peer: "grandma".into()
+            })
+        );
+        assert_eq!(
+            ending(&ringing, &press(), t0),
+            Some(Ending::Declined {
+                peer: "grandma".into()
+            })
+        );
+    }
+
+    #[test]
+    fn the_idle_screen_blanks_and_a_button_or_a_call_wakes_it() {
+        let t0 = Instant::now();
+        let mut p = Presenter::new(&config(600), "http://hub", t0);
+        let idle = state(Phase::Idle, true);
+        assert!(matches!(
+            p.scene(&idle, t0 + Duration::from_secs(599)),
+            Scene::Idle { .. }
+        ));
+        assert_eq!(p.scene(&idle, t0 + Duration::from_secs(600)), Scene::Blank);
+        let t1 = t0 + Duration::from_secs(700);
+        p.observe(&Phase::Idle, &press(), &idle, t1);
+        assert!(
+            matches!(p.scene(&idle, t1), Scene::Idle { .. }),
+            "a press wakes it"
+        );
+        let ringing = state(Phase::Ringing { call: call() }, true);
+        assert!(matches!(
+            p.scene(&ringing, t1 + Duration::from_secs(5000)),
+            Scene::Ringing { .. }
+        ));
+        // An offline box never blanks: whoever comes to fix it must read why.
+        let offline = state(Phase::Idle, false);
+        assert!(matches!(
+            p.scene(&offline, t1 + Duration::from_secs(5000)),
+            Scene::Idle {
+                hub_online: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn calling_out_shows_whom_and_an_unanswered_call_says_why() {
+        let calling = Phase::Dialing {
+            callee: "grandma".into(),
+        };
+        assert_eq!(
+            scene_for(&state(calling.clone(), true), "Hallway", ""),
+            Scene::Calling {
+                peer: "grandma".into()
+            }
+        );
+        let busy = Event::Hub(ServerEvent::InvitationRejected {
+            invitation_id: "i".into(),
+            call_id: "c".into(),
+            invitee: "grandma".into(),
+            reason: RejectReason::Busy,
+        });
+        let mut out = call();
+        out.direction = Direction::Outgoing;
+        let calling = Phase::Calling {
+            call: out,
+            join: callbox_protocol::JoinInfo {
+                call_id: "c".into(),
+                room_name: "r".into(),
+                url: String::new(),
+                token: None,
+                publisher: None,
+                subscriber: None,
+            },
+        };
+        let e = ending(&calling, &busy, Instant::now()).unwrap();
+        assert_eq!(Scene::Ended(e).texts("").0, "Busy");
+        assert_eq!(
+            ending(&calling, &Event::Command(Command::Hangup), Instant::now()),
+            None
+        );
+    }
+}
