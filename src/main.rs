@@ -80,6 +80,21 @@ enum Command {
     },
 }
 
+/// The control socket (`--socket`, else the config's) and a runtime to talk to it.
+fn control_client(
+    config: &std::path::Path,
+    socket: Option<PathBuf>,
+) -> anyhow::Result<(PathBuf, tokio::runtime::Runtime)> {
+    let socket = match socket {
+        Some(s) => s,
+        None => load(config)?.control.socket,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok((socket, rt))
+}
+
 /// Logs to stderr: plain text without ANSI colour unless stderr is a terminal (journald
 /// and pipes get no escape codes; `NO_COLOR` turns colour off anywhere), and without
 /// our own timestamp under journald (`JOURNAL_STREAM`), which stamps each line itself.
@@ -129,13 +144,7 @@ fn main() -> ExitCode {
                 .block_on(app::run(c))
         }),
         Command::Status { config, socket } => (|| {
-            let socket = match socket {
-                Some(s) => s,
-                None => load(&config)?.control.socket,
-            };
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let (socket, rt) = control_client(&config, socket)?;
             let status = rt.block_on(control::query_status(&socket))?;
             println!("{}", serde_json::to_string_pretty(&status)?);
             Ok(())
@@ -146,13 +155,7 @@ fn main() -> ExitCode {
             args,
         } => (|| {
             let line = control::ctl_request(&args).map_err(anyhow::Error::msg)?;
-            let socket = match socket {
-                Some(s) => s,
-                None => load(&config)?.control.socket,
-            };
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let (socket, rt) = control_client(&config, socket)?;
             let answer = rt.block_on(control::request(&socket, &line))?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
             if let Some(e) = answer.get("error").and_then(|e| e.as_str()) {
@@ -165,13 +168,7 @@ fn main() -> ExitCode {
             socket,
             file,
         } => (|| {
-            let socket = match socket {
-                Some(s) => s,
-                None => load(&config)?.control.socket,
-            };
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let (socket, rt) = control_client(&config, socket)?;
             let png = rt.block_on(control::screenshot_png(&socket))?;
             std::fs::write(&file, &png).with_context(|| format!("writing {}", file.display()))?;
             println!("{}: {} bytes", file.display(), png.len());

@@ -118,6 +118,19 @@ impl LiveKit {
     /// LiveKit identities of the participants currently in `room` (disconnected ones
     /// left out).
     pub async fn participant_identities(&self, room: &str) -> Result<Vec<String>, LiveKitError> {
+        Ok(self
+            .connected_participants(room)
+            .await?
+            .into_iter()
+            .map(|p| p.identity)
+            .collect())
+    }
+
+    /// `ListParticipants` of `room`, disconnected ones left out.
+    async fn connected_participants(
+        &self,
+        room: &str,
+    ) -> Result<Vec<livekit_protocol::ParticipantInfo>, LiveKitError> {
         const DISCONNECTED: i32 = livekit_protocol::participant_info::State::Disconnected as i32;
         let list = self.rooms.list_participants(room).await.map_err(|source| {
             LiveKitError::RoomService {
@@ -126,11 +139,7 @@ impl LiveKit {
                 source: Box::new(source),
             }
         })?;
-        Ok(list
-            .into_iter()
-            .filter(|p| p.state != DISCONNECTED)
-            .map(|p| p.identity)
-            .collect())
+        Ok(list.into_iter().filter(|p| p.state != DISCONNECTED).collect())
     }
 
     /// The tracks published in `room`, by connected participants, with their codecs
@@ -139,17 +148,10 @@ impl LiveKit {
         &self,
         room: &str,
     ) -> Result<Vec<callbox_protocol::PublishedTrack>, LiveKitError> {
-        const DISCONNECTED: i32 = livekit_protocol::participant_info::State::Disconnected as i32;
-        let list = self.rooms.list_participants(room).await.map_err(|source| {
-            LiveKitError::RoomService {
-                op: "ListParticipants",
-                room: room.to_owned(),
-                source: Box::new(source),
-            }
-        })?;
-        Ok(list
+        Ok(self
+            .connected_participants(room)
+            .await?
             .into_iter()
-            .filter(|p| p.state != DISCONNECTED)
             .flat_map(|p| {
                 let identity = p.identity;
                 p.tracks

@@ -56,14 +56,7 @@ impl AudioPlan {
     }
 }
 
-fn make(factory: &str, which: &'static str) -> Result<gst::Element, MediaError> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|e| MediaError::Build {
-            which,
-            detail: format!("element {factory}: {e}"),
-        })
-}
+use super::pipeline::make;
 
 fn err(which: &'static str) -> impl Fn(gst::glib::BoolError) -> MediaError {
     move |e| MediaError::Build {

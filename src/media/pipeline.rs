@@ -37,7 +37,7 @@ fn build_err(which: &'static str) -> impl Fn(glib::BoolError) -> MediaError {
     }
 }
 
-fn make(factory: &str, which: &'static str) -> Result<gst::Element, MediaError> {
+pub(super) fn make(factory: &str, which: &'static str) -> Result<gst::Element, MediaError> {
     gst::ElementFactory::make(factory)
         .build()
         .map_err(|e| MediaError::Build {

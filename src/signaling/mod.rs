@@ -96,25 +96,28 @@ impl HubClient {
         body: &B,
     ) -> Result<(String, String), SignalingError> {
         let url = format!("{}{}", self.base, path);
-        let resp = self
-            .http
-            .post(&url)
+        let request = self.http.post(&url).json(body);
+        self.send(url, request).await
+    }
+
+    /// Sends `request` to `url` with the credential; the body of a 2xx answer, else
+    /// the hub's error.
+    async fn send(
+        &self,
+        url: String,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(String, String), SignalingError> {
+        let unreachable = |source| SignalingError::Unreachable {
+            url: url.clone(),
+            source,
+        };
+        let resp = request
             .bearer_auth(&self.credential)
-            .json(body)
             .send()
             .await
-            .map_err(|source| SignalingError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(unreachable)?;
         let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|source| SignalingError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+        let text = resp.text().await.map_err(unreachable)?;
         if status == StatusCode::UNAUTHORIZED {
             return Err(SignalingError::Unauthorized { url });
         }
@@ -194,36 +197,8 @@ impl HubClient {
     /// The tracks published in a call's room (`GET /api/calls/{callId}/tracks`).
     pub async fn tracks(&self, call_id: &str) -> Result<Vec<PublishedTrack>, SignalingError> {
         let url = format!("{}/api/calls/{call_id}/tracks", self.base);
-        let resp = self
-            .http
-            .get(&url)
-            .bearer_auth(&self.credential)
-            .send()
-            .await
-            .map_err(|source| SignalingError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
-        let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|source| SignalingError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
-        if !status.is_success() {
-            let (error, message) = match serde_json::from_str::<ErrorBody>(&text) {
-                Ok(b) => (b.error, b.message),
-                Err(_) => ("unknown".into(), text),
-            };
-            return Err(SignalingError::Status {
-                url,
-                status: status.as_u16(),
-                error,
-                message,
-            });
-        }
+        let request = self.http.get(&url);
+        let (url, text) = self.send(url, request).await?;
         serde_json::from_str(&text).map_err(|e| SignalingError::Decode {
             url,
             detail: e.to_string(),
