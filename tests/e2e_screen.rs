@@ -199,10 +199,19 @@ fn a_caller_without_a_camera_is_named_not_shown_black() {
     let mut w = World::start();
     let cred = w.box_credential.clone();
     w.start_daemon_with(&cred, "[screen]\nwidth = 640\nheight = 360\n");
-    w.wait_status("online", Duration::from_secs(20), |s| s.hub_online && s.state == "idle");
+    w.wait_status("online", Duration::from_secs(20), |s| {
+        s.hub_online && s.state == "idle"
+    });
     let mut caller = w.dial(
         "box1",
-        &["--audio-only", "--min-remote-audio-frames", "50", "--timeout", "60", "--no-hangup"],
+        &[
+            "--audio-only",
+            "--min-remote-audio-frames",
+            "50",
+            "--timeout",
+            "60",
+            "--no-hangup",
+        ],
     );
     caller.expect_event("media_ok", Duration::from_secs(60));
     w.wait_status("in call", Duration::from_secs(30), |s| {
@@ -210,8 +219,17 @@ fn a_caller_without_a_camera_is_named_not_shown_black() {
     });
     let pic = w.screenshot("caller-without-camera");
     report("caller-without-camera", &pic);
-    assert!(pic.share((0.25, 0.3, 0.75, 0.6), is_light) > 0.02, "the caller's name in the middle");
-    assert!(pic.share((0.0, 0.0, 0.7, 0.6), is_background) > 0.5, "on the background, not black");
-    assert!(pic.share(SELF_VIEW, is_background) < 0.3, "the self-view is shown (a video call)");
+    assert!(
+        pic.share((0.25, 0.3, 0.75, 0.6), is_light) > 0.02,
+        "the caller's name in the middle"
+    );
+    assert!(
+        pic.share((0.0, 0.0, 0.7, 0.6), is_background) > 0.5,
+        "on the background, not black"
+    );
+    assert!(
+        pic.share(SELF_VIEW, is_background) < 0.3,
+        "the self-view is shown (a video call)"
+    );
     support::hang_up(&w, caller);
 }
