@@ -12,12 +12,7 @@ use support::{World, caller_counts, hang_up, is_caller_colour};
 /// LED stays dark for the whole call.
 #[test]
 fn an_audio_call_never_opens_the_camera() {
-    let mut w = World::start();
-    let cred = w.box_credential.clone();
-    w.start_daemon(&cred);
-    w.wait_status("online", Duration::from_secs(20), |s| {
-        s.hub_online && s.state == "idle"
-    });
+    let w = World::with_online_box("", "");
     let mut caller = w.dial(
         "box1",
         &[
@@ -77,12 +72,7 @@ fn an_audio_call_never_opens_the_camera() {
 /// codec (its log says so), and the hub lists the caller's track in that codec to the
 /// call's participants only. Returns how many frames the box decoded.
 fn box_decodes_a_caller_publishing(codec: &str, encoding: &str) -> u64 {
-    let mut w = World::start();
-    let cred = w.box_credential.clone();
-    w.start_daemon(&cred);
-    w.wait_status("online", Duration::from_secs(20), |s| {
-        s.hub_online && s.state == "idle"
-    });
+    let w = World::with_online_box("", "");
     let caller = w.dial(
         "box1",
         &[

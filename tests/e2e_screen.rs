@@ -49,12 +49,7 @@ ended_secs = 3
 
 #[test]
 fn the_screen_shows_each_state_of_a_call() {
-    let mut w = World::start();
-    let cred = w.box_credential.clone();
-    w.start_daemon_with(&cred, SCREEN);
-    w.wait_status("online", Duration::from_secs(20), |s| {
-        s.hub_online && s.state == "idle"
-    });
+    let w = World::with_online_box("", SCREEN);
 
     let idle = w.screenshot("idle");
     report("idle", &idle);
@@ -139,12 +134,7 @@ fn the_screen_shows_each_state_of_a_call() {
 /// callers side by side, with its self-view in the corner.
 #[test]
 fn two_callers_share_the_screen_as_a_grid() {
-    let mut w = World::start();
-    let cred = w.box_credential.clone();
-    w.start_daemon_with(&cred, "[screen]\nwidth = 640\nheight = 360\n");
-    w.wait_status("online", Duration::from_secs(20), |s| {
-        s.hub_online && s.state == "idle"
-    });
+    let w = World::with_online_box("", "[screen]\nwidth = 640\nheight = 360\n");
     let mut bob = callbox_testkit::PyPeer::spawn(
         "callee.py",
         [
@@ -196,13 +186,8 @@ fn two_callers_share_the_screen_as_a_grid() {
 /// instead of showing a black picture; the box still shows its self-view.
 #[test]
 fn a_caller_without_a_camera_is_named_not_shown_black() {
-    let mut w = World::start();
-    let cred = w.box_credential.clone();
-    w.start_daemon_with(&cred, "[screen]\nwidth = 640\nheight = 360\n");
-    w.wait_status("online", Duration::from_secs(20), |s| {
-        s.hub_online && s.state == "idle"
-    });
-    let mut caller = w.dial(
+    let w = World::with_online_box("", "[screen]\nwidth = 640\nheight = 360\n");
+    let caller = w.dial(
         "box1",
         &[
             "--audio-only",

@@ -111,8 +111,8 @@ pub fn add_microphone(
         dsp.set_property("extended-filter", true);
         // WebRTC's default suppression ("moderate"). Measured with tests/e2e_echo.rs
         // under constant double talk: "high" takes the echo down 57 dB but the voice
-        // of the person at the box 31-37 dB too; "moderate" 26-37 dB and 13 dB; "low"
-        // 19-20 dB and 8 dB.
+        // of the person at the box 31-37 dB too; "moderate" 26-53 dB and 12-25 dB;
+        // "low" 19-20 dB and 8 dB.
         dsp.set_property_from_str("echo-suppression-level", "moderate");
         // No automatic gain: it would raise whatever echo is left along with the voice.
         dsp.set_property("gain-control", false);

@@ -87,6 +87,19 @@ impl World {
     }
 
     /// Starts `callbox run` as `box1` with test sources and fake sinks.
+    /// A world with the daemon running as `box1` (config `extra` appended; `[media]`
+    /// lines from `media_extra`), online with the hub and idle.
+    pub fn with_online_box(media_extra: &str, extra: &str) -> World {
+        let mut w = World::start();
+        w.media_extra = media_extra.to_owned();
+        let cred = w.box_credential.clone();
+        w.start_daemon_with(&cred, extra);
+        w.wait_status("online", Duration::from_secs(20), |s| {
+            s.hub_online && s.state == "idle"
+        });
+        w
+    }
+
     pub fn start_daemon(&mut self, credential: &str) {
         self.start_daemon_with(credential, "");
     }
@@ -184,7 +197,9 @@ level = "info,callbox=debug"
             }
             assert!(
                 Instant::now() < deadline,
-                "daemon never reached `{what}` within {timeout:?}; last status: {s:?}"
+                "daemon never reached `{what}` within {timeout:?}; last status: {s:?}\n\
+                 daemon log (tail):\n{}",
+                file_tail(&self.daemon_log, 40)
             );
             std::thread::sleep(Duration::from_millis(100));
         }
