@@ -44,11 +44,6 @@ pub struct Screen {
     shown: (String, String),
     /// Running time of the last scene change: a snapshot waits for a frame after it.
     changed_at: Option<gst::ClockTime>,
-    /// The background's and the compositor's output caps filters, which set the
-    /// composed frame rate: `screen.framerate` in a call, [`IDLE_FPS`] otherwise.
-    rate_filters: [gst::Element; 2],
-    /// The frame rate they are set to.
-    rate: u32,
     /// Translucent dark bands behind the headline and the bottom line in a call, so
     /// the words stay legible over any video: compositor pads of solid black sources.
     bands: [gst::Pad; 2],
@@ -126,13 +121,26 @@ impl Screen {
         background.set_property("is-live", true);
         background.set_property_from_str("pattern", "solid-color");
         background.set_property("foreground-color", BACKGROUND);
+        let caps = gst::Caps::builder("video/x-raw")
+            .field("width", width as i32)
+            .field("height", height as i32)
+            .field(
+                "framerate",
+                gst::Fraction::new(config.framerate.max(1) as i32, 1),
+            )
+            .build();
         let bg_caps = make("capsfilter")?;
+        bg_caps.set_property("caps", &caps);
         let mixer = make("compositor")?;
         mixer.set_property_from_str("background", "black");
         let out_caps = make("capsfilter")?;
-        for filter in [&bg_caps, &out_caps] {
-            filter.set_property("caps", rate_caps(width, height, IDLE_FPS));
-        }
+        out_caps.set_property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("width", width as i32)
+                .field("height", height as i32)
+                .build(),
+        );
         let header = make("textoverlay")?;
         let footer = make("textoverlay")?;
         for t in [&header, &footer] {
@@ -166,8 +174,6 @@ impl Screen {
         let bands = [add_band(&pipeline, &mixer)?, add_band(&pipeline, &mixer)?];
         let mut screen = Self {
             bands,
-            rate_filters: [bg_caps.clone(), out_caps.clone()],
-            rate: IDLE_FPS,
             pipeline,
             mixer,
             background,
@@ -218,19 +224,6 @@ impl Screen {
         self.changed_at = self.pipeline.current_running_time();
         self.set_self_view(self.config.self_view && self.scene.shows_self_view());
         self.style();
-        // Only a call moves: other scenes change once a second at most (the clock once
-        // a minute), so they are composed at a few frames per second.
-        let rate = if self.scene.shows_video() {
-            self.config.framerate.max(1)
-        } else {
-            IDLE_FPS
-        };
-        if rate != self.rate {
-            for filter in &self.rate_filters {
-                filter.set_property("caps", rate_caps(self.width, self.height, rate));
-            }
-            self.rate = rate;
-        }
         self.tick();
     }
 
@@ -441,19 +434,6 @@ impl Screen {
     pub fn stop(self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
-}
-
-/// Frames per second of the composed screen outside calls (a scene change shows within
-/// 1/IDLE_FPS s). Measured at 1280x720 on fakesink: 15 fps cost 18.5 % of a core idle.
-pub const IDLE_FPS: u32 = 4;
-
-/// `video/x-raw` at `width`x`height` and `fps`.
-fn rate_caps(width: u32, height: u32, fps: u32) -> gst::Caps {
-    gst::Caps::builder("video/x-raw")
-        .field("width", width as i32)
-        .field("height", height as i32)
-        .field("framerate", gst::Fraction::new(fps as i32, 1))
-        .build()
 }
 
 /// Opacity of the bands behind the texts in a call (0–1).

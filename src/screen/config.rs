@@ -32,8 +32,7 @@ pub struct ScreenConfig {
     /// Composed height, px. 0 (default): as `width`, else 720.
     #[serde(default)]
     pub height: u32,
-    /// Frames per second of the composed screen in a call. Default 15. Other scenes
-    /// are still pictures and are composed at 4 fps.
+    /// Frames per second of the composed screen. Default 15.
     #[serde(default = "default_framerate")]
     pub framerate: u32,
     /// Show the box's own camera as a picture-in-picture in video calls. Default true.
