@@ -139,7 +139,10 @@ impl LiveKit {
                 source: Box::new(source),
             }
         })?;
-        Ok(list.into_iter().filter(|p| p.state != DISCONNECTED).collect())
+        Ok(list
+            .into_iter()
+            .filter(|p| p.state != DISCONNECTED)
+            .collect())
     }
 
     /// The tracks published in `room`, by connected participants, with their codecs
