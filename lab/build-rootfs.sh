@@ -64,6 +64,7 @@ install -m 0755 "$G/lab-hw" "$G/lab-run" "\$r/usr/local/sbin/"
 install -m 0644 "$G/lab-hw.service" "$G/lab-run.service" "\$r/etc/systemd/system/"
 install -m 0644 "$G/network.network" "\$r/etc/systemd/network/20-lab.network"
 install -m 0644 "$G/autologin.conf" "\$r/etc/systemd/system/serial-getty@ttyS0.service.d/"
+install -m 0644 "$G/asound.conf" "\$r/etc/asound.conf"
 ch passwd -d root >/dev/null
 ch systemctl enable lab-hw.service lab-run.service systemd-networkd.service >/dev/null 2>&1
 # Nothing in the lab needs these at boot; they only cost time under TCG.

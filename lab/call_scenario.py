@@ -209,6 +209,17 @@ def cadence_ok(led_runs: list[tuple[int, int]]) -> tuple[bool, str]:
     return False, seen
 
 
+def peak_dbfs(raw: bytes) -> float:
+    """The loudest 20 ms of `raw` (S16LE mono), dBFS: a cadenced ring's level while it
+    sounds."""
+    samples = np.frombuffer(raw[: len(raw) // 2 * 2], dtype=np.int16).astype(np.float64)
+    if samples.size < 960:
+        return -120.0
+    frames = samples[: samples.size // 960 * 960].reshape(-1, 960) / 32768.0
+    rms = np.sqrt(np.mean(frames ** 2, axis=1))
+    return float(20.0 * np.log10(rms.max() + 1e-9))
+
+
 def tone_share(raw: bytes, hz: float) -> tuple[float, float]:
     """(share of 10 ms frames whose strongest frequency is `hz`, RMS / full scale)."""
     samples = np.frombuffer(raw[: len(raw) // 2 * 2], dtype=np.int16).astype(np.float64)
@@ -342,6 +353,21 @@ async def scenario(args: argparse.Namespace) -> int:
         await guest.result(ring_sound, 30)
         _, rms = tone_share((share / "ring.raw").read_bytes() if (share / "ring.raw").exists() else b"", 0)
         checks.check("the ringtone plays on the box's sound card (snd-aloop)", rms > 0.01, f"RMS {rms:.3f}")
+        # Volume through a real ALSA mixer control (lab/guest/asound.conf's softvol
+        # "Speaker"): the ring at 80 % (-10 dB), volume-down twice on the gpio-sim chip
+        # takes it to 60 % (-20 dB), 10 dB quieter on the card.
+        rc, amix = await guest.run(
+            "press volume-down 100 && sleep 0.3 && press volume-down 100 && sleep 0.5 && "
+            "amixer -c Loopback sget Speaker | tail -1 && "
+            "callbox status | tr -d ' \\n' | grep -o '\"speaker_volume\":[0-9]*'", timeout=30)
+        await guest.run("record_speaker 3 \"$LAB_SHARE/ring-quieter.raw\"", timeout=30)
+        loud = peak_dbfs((share / "ring.raw").read_bytes() if (share / "ring.raw").exists() else b"")
+        quiet = peak_dbfs((share / "ring-quieter.raw").read_bytes()
+                          if (share / "ring-quieter.raw").exists() else b"")
+        summary["ring_volume_step_db"] = round(loud - quiet, 1)
+        checks.check("volume-down x2 while ringing: the ring 10 dB quieter through the ALSA mixer",
+                     rc == 0 and 7.0 <= loud - quiet <= 13.0,
+                     f"{loud:.1f} -> {quiet:.1f} dBFS; {' '.join(amix.split())}")
 
         # 2. Answer by the call button.
         t_press = time.monotonic()

@@ -62,11 +62,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut plan = MediaPlan::resolve(&config.media);
     plan.screen = config.screen.clone();
     plan.board = config.gpio.board;
+    plan.speaker = media::speaker::Speaker::from_config(&config.audio);
     tracing::info!(
         video_source = %describe(&plan.video_source, "videotestsrc", "v4l2src"),
         audio_source = %describe(&plan.audio_source, "audiotestsrc", "alsasrc"),
         video_sink = plan.video_sink,
         audio_sink = plan.audio_sink,
+        speaker_volume = %plan.speaker.describe(),
         "media plan"
     );
     // Also installs rustls' process-wide crypto provider (ring), which the hub
@@ -196,12 +198,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let settings = settings_from(&config);
     let mut state = State::new();
+    state.volume = call::Volume {
+        call: config.audio.volume,
+        ringtone: config.audio.ringtone_volume,
+    };
     let mut timers = Timers::new(events_tx.clone());
     let mut calls_answered = 0u64;
     let mut last_outputs: Option<Outputs> = None;
     apply_outputs(&panel, &engine, &patterns, call::outputs(&state), None);
     let mut presenter = Presenter::new(&config.screen, hub.base(), Instant::now());
-    let mut last_scene: Option<Scene> = None;
+    let mut last_scene: Option<(Scene, Option<String>)> = None;
     show_scene(&engine, &mut presenter, &state, &mut last_scene);
     // Re-evaluates the screen (ended-call summary expiring, blanking) without events.
     let mut screen_tick = tokio::time::interval(Duration::from_secs(1));
@@ -311,15 +317,17 @@ fn show_scene(
     engine: &MediaEngine,
     presenter: &mut Presenter,
     state: &State,
-    last: &mut Option<Scene>,
+    last: &mut Option<(Scene, Option<String>)>,
 ) {
-    let scene = presenter.scene(state, Instant::now());
-    if last.as_ref() != Some(&scene) {
+    let now = Instant::now();
+    let shown = (presenter.scene(state, now), presenter.banner(now));
+    if last.as_ref() != Some(&shown) {
         engine.send(MediaCommand::Screen {
-            scene: scene.clone(),
+            scene: shown.0.clone(),
             since: state.phase.answered_at(),
+            banner: shown.1.clone(),
         });
-        *last = Some(scene);
+        *last = Some(shown);
     }
 }
 
@@ -334,6 +342,7 @@ pub fn settings_from(config: &Config) -> Settings {
         speed_dial: c.speed_dial.clone(),
         dial_timeout: Duration::from_secs(c.dial_timeout_secs),
         media_start_timeout: Duration::from_millis(config.media.start_timeout_ms),
+        volume_step: config.audio.volume_step,
     }
 }
 
@@ -375,6 +384,8 @@ fn publish_status(status: &Mutex<Status>, state: &State, calls_answered: u64) {
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
     s.ringtone = out.ringtone;
+    s.speaker_volume = out.speaker_volume;
+    s.volume = Some(state.volume);
 }
 
 /// `[gpio.patterns]`, with the ringing LED following the ringtone's cadence unless a
@@ -395,8 +406,17 @@ fn apply_outputs(
     out: Outputs,
     before: Option<Outputs>,
 ) {
-    if before.map(|b| b.ringtone) != Some(out.ringtone) {
+    // A ring starts at its own volume; a call's volume follows the ring's end.
+    let volume_changed = before.map(|b| b.speaker_volume) != Some(out.speaker_volume);
+    let ring_changed = before.map(|b| b.ringtone) != Some(out.ringtone);
+    if volume_changed && out.ringtone {
+        engine.send(MediaCommand::SpeakerVolume(out.speaker_volume));
+    }
+    if ring_changed {
         engine.send(MediaCommand::Ringtone(out.ringtone));
+    }
+    if volume_changed && !out.ringtone {
+        engine.send(MediaCommand::SpeakerVolume(out.speaker_volume));
     }
     let mute_led = panel.led_line(Led::Mute).is_some();
     let status = match out.status {

@@ -301,6 +301,34 @@ fn sound(r: &mut Report, config: &Config, plan: &MediaPlan) {
             on_off(config.media.noise_suppression)
         ),
     );
+    let a = &config.audio;
+    let speaker = crate::media::speaker::Speaker::from_config(a);
+    let volumes = format!("{} % in calls, {} % ringing", a.volume, a.ringtone_volume);
+    match &speaker {
+        crate::media::speaker::Speaker::Software => r.push(
+            Level::Ok,
+            "sound",
+            format!(
+                "volume: {volumes}, in software (set audio.mixer_control to use the card's mixer)"
+            ),
+        ),
+        // Reads the control without changing it: setting it here would change the
+        // running box's volume.
+        crate::media::speaker::Speaker::Mixer { card, control } => {
+            match crate::media::speaker::find_control(card, control) {
+                Ok(()) => r.push(
+                    Level::Ok,
+                    "sound",
+                    format!("volume: {volumes}, {}", speaker.describe()),
+                ),
+                Err(e) => r.push(
+                    Level::Warn,
+                    "sound",
+                    format!("volume: {e}; until fixed the volume is applied in software"),
+                ),
+            }
+        }
+    }
 }
 
 fn on_off(b: bool) -> &'static str {

@@ -63,6 +63,9 @@ pub struct Config {
     /// `[ringtone]`: what plays while the box rings.
     #[serde(default)]
     pub ringtone: RingtoneConfig,
+    /// `[audio]`: the speaker's volumes and the ALSA mixer control that sets them.
+    #[serde(default)]
+    pub audio: crate::media::speaker::AudioConfig,
     /// `[gpio]`: buttons, LEDs, their pins and patterns.
     #[serde(default)]
     pub gpio: crate::gpio::GpioConfig,
@@ -635,6 +638,9 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
+        if let Err((key, message)) = self.audio.validate() {
+            return Err(invalid(key, message));
+        }
         let r = &self.ringtone;
         if !(0.0..=1.0).contains(&r.volume) {
             return Err(invalid(

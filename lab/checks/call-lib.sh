@@ -15,6 +15,7 @@ lines_of() {
   case "$1" in
     call) echo 0 ;; hangup) echo 1 ;; mute) echo 2 ;; dnd) echo 3 ;; speed-dial) echo 4 ;;
     status) echo 5 ;; mute-led) echo 6 ;; privacy) echo 7 ;;
+    volume-up) echo 8 ;; volume-down) echo 9 ;;
     *) echo "unknown line $1" >&2; return 1 ;;
   esac
 }

@@ -84,7 +84,7 @@ section "GPIO: gpio-sim"
 gpiodetect
 chip=$(gpiodetect | awk '/\[callbox-lab\]/ { print $1 }')
 gpioinfo "$chip"
-check "gpio-sim chip callbox-lab with 8 lines" sh -c "gpiodetect | grep -q 'callbox-lab] (8 lines)'"
+check "gpio-sim chip callbox-lab with 10 lines" sh -c "gpiodetect | grep -q 'callbox-lab] (10 lines)'"
 sim=$(echo /sys/devices/platform/gpio-sim.*/"$chip")
 echo pull-down >"$sim/sim_gpio0/pull"
 v_pressed=$(gpioget "$chip" 0)

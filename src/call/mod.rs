@@ -21,6 +21,8 @@ mod outputs;
 mod tests;
 #[cfg(test)]
 mod tests_policy;
+#[cfg(test)]
+mod tests_volume;
 
 pub use model::*;
 pub use outputs::{Outputs, StatusLight, outputs, status_line};
@@ -340,6 +342,8 @@ impl Machine<'_> {
                 self.settings.speed_dial.clone().map(Command::Dial)
             }
             (Button::SpeedDial, _, _) => None,
+            (Button::VolumeUp, _, _) => Some(Command::Volume(VolumeChange::Up)),
+            (Button::VolumeDown, _, _) => Some(Command::Volume(VolumeChange::Down)),
         };
         if let Some(c) = command {
             self.on_command(c);
@@ -411,6 +415,25 @@ impl Machine<'_> {
                 Phase::Idle => self.call_failed(),
                 other => self.s.phase = other,
             },
+            Command::Volume(change) => {
+                let step = self.settings.volume_step.max(1);
+                let kind = self.s.volume_kind();
+                let v = match kind {
+                    VolumeKind::Call => &mut self.s.volume.call,
+                    VolumeKind::Ringtone => &mut self.s.volume.ringtone,
+                };
+                // A button never silences a call: the person could not hear the
+                // caller say so. The ring may go silent (the LEDs still show it).
+                let floor = match kind {
+                    VolumeKind::Call => step.min(*v),
+                    VolumeKind::Ringtone => 0,
+                };
+                *v = match change {
+                    VolumeChange::Up => v.saturating_add(step).min(100),
+                    VolumeChange::Down => v.saturating_sub(step).max(floor),
+                    VolumeChange::Set(p) => p.min(100),
+                };
+            }
         }
     }
 

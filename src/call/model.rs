@@ -160,6 +160,50 @@ pub struct State {
     pub ring_ended_at: Option<Instant>,
     /// A failure the status LED is showing.
     pub notice: Option<Notice>,
+    /// The speaker's volumes.
+    pub volume: Volume,
+}
+
+/// The speaker's two volumes, % (0–100): the ringtone's while ringing, the call's
+/// otherwise ([`Volume::in_effect`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Volume {
+    /// In calls (and when calling out).
+    pub call: u8,
+    /// While ringing; the volume buttons change it when idle too, as on a phone.
+    pub ringtone: u8,
+}
+
+impl Default for Volume {
+    /// `[audio]`'s defaults: 80 % and 80 %.
+    fn default() -> Self {
+        Self {
+            call: 80,
+            ringtone: 80,
+        }
+    }
+}
+
+/// Which of the two volumes a volume button changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VolumeKind {
+    /// The call's.
+    Call,
+    /// The ringtone's.
+    Ringtone,
+}
+
+/// A change of the volume in effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumeChange {
+    /// One `volume_step` louder (at most 100 %).
+    Up,
+    /// One `volume_step` quieter. The call's volume stops at one step (a button never
+    /// silences a call); the ringtone's goes down to 0 (a silent ring).
+    Down,
+    /// Exactly this %, 0–100 (`callbox ctl volume N`).
+    Set(u8),
 }
 
 impl Default for State {
@@ -179,6 +223,24 @@ impl State {
             mic_muted: false,
             ring_ended_at: None,
             notice: None,
+            volume: Volume::default(),
+        }
+    }
+
+    /// Which volume the buttons change now: the ringtone's while ringing or idle, the
+    /// call's from dialling out or answering until the call ends.
+    pub fn volume_kind(&self) -> VolumeKind {
+        match self.phase {
+            Phase::Idle | Phase::Ringing { .. } => VolumeKind::Ringtone,
+            _ => VolumeKind::Call,
+        }
+    }
+
+    /// The speaker's volume now, %: the ringtone's while ringing, else the call's.
+    pub fn speaker_volume(&self) -> u8 {
+        match self.phase {
+            Phase::Ringing { .. } => self.volume.ringtone,
+            _ => self.volume.call,
         }
     }
 
@@ -220,6 +282,8 @@ pub enum Command {
     Dnd(bool),
     /// Call this identity.
     Dial(String),
+    /// Change the volume in effect ([`State::volume_kind`]).
+    Volume(VolumeChange),
 }
 
 /// Something that happened.
@@ -378,6 +442,8 @@ pub struct Settings {
     pub dial_timeout: Duration,
     /// How long media may take to come up.
     pub media_start_timeout: Duration,
+    /// What one volume button press changes, % (`audio.volume_step`).
+    pub volume_step: u8,
 }
 
 impl Default for Settings {
@@ -390,6 +456,7 @@ impl Default for Settings {
             speed_dial: None,
             dial_timeout: Duration::from_secs(60),
             media_start_timeout: Duration::from_secs(20),
+            volume_step: 10,
         }
     }
 }

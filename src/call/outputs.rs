@@ -36,6 +36,8 @@ pub struct Outputs {
     pub muted: bool,
     /// The camera is being published (privacy LED lit).
     pub camera_live: bool,
+    /// The speaker's volume, % ([`State::speaker_volume`]).
+    pub speaker_volume: u8,
 }
 
 /// The outputs for `s`.
@@ -66,6 +68,7 @@ pub fn outputs(s: &State) -> Outputs {
             Phase::Joining { call, .. } | Phase::InCall { call, .. } => call.video,
             _ => false,
         },
+        speaker_volume: s.speaker_volume(),
     }
 }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::call::Command;
+use crate::call::{Command, VolumeChange};
 use crate::gpio::Button;
 use crate::media::{Counters, RingtoneStatus};
 
@@ -97,6 +97,12 @@ pub struct Status {
     /// `{"status": {"pattern": "cadence:400/200/400/2000", "lit": true}}`.
     #[serde(default)]
     pub leds: serde_json::Map<String, serde_json::Value>,
+    /// The speaker's volume now, % (the ringtone's while ringing, else the call's).
+    #[serde(default)]
+    pub speaker_volume: u8,
+    /// The call's and the ringtone's volumes, %.
+    #[serde(default)]
+    pub volume: Option<crate::call::Volume>,
     /// The video encoder element the current or last call's camera was encoded with,
     /// e.g. `x264enc`, `v4l2h264enc` (what `livekitwebrtcsink` actually built).
     #[serde(default)]
@@ -179,10 +185,30 @@ struct WireRequest {
     button: Option<Button>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     long: bool,
+    /// `volume`: `up`, `down` or a percentage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    level: Option<String>,
 }
 
-const COMMANDS: &str =
-    "status, screenshot, answer, decline, hangup, mute, unmute, dnd_on, dnd_off, dial, press";
+const COMMANDS: &str = "status, screenshot, answer, decline, hangup, mute, unmute, dnd_on, dnd_off, \
+                        dial, press, volume";
+
+const BUTTONS: &str = "call, hangup, mute, dnd, speed_dial, volume_up or volume_down";
+
+/// `up`, `down` or `0`..=`100` (a trailing `%` allowed).
+fn parse_volume(level: &str) -> Result<VolumeChange, String> {
+    match level.trim() {
+        "up" => Ok(VolumeChange::Up),
+        "down" => Ok(VolumeChange::Down),
+        n => n
+            .trim_end_matches('%')
+            .parse::<u8>()
+            .ok()
+            .filter(|p| *p <= 100)
+            .map(VolumeChange::Set)
+            .ok_or_else(|| format!("volume `{n}`: allowed up, down or 0 to 100 (%)")),
+    }
+}
 
 fn parse_request(req: WireRequest) -> Result<Request, String> {
     let cmd = |c| Ok(Request::Command(c));
@@ -203,7 +229,11 @@ fn parse_request(req: WireRequest) -> Result<Request, String> {
                 button,
                 long: req.long,
             }),
-            None => Err("press needs a \"button\": call, hangup, mute, dnd or speed_dial".into()),
+            None => Err(format!("press needs a \"button\": {BUTTONS}")),
+        },
+        "volume" => match req.level.as_deref() {
+            Some(l) => parse_volume(l).map(|v| Request::Command(Command::Volume(v))),
+            None => Err("volume needs a \"level\": up, down or 0 to 100".into()),
         },
         other => Err(format!("unknown command `{other}`; known: {COMMANDS}")),
     }
@@ -345,19 +375,24 @@ pub fn ctl_request(args: &[String]) -> Result<String, String> {
         },
         ["press", b, rest @ ..] if rest.is_empty() || rest == ["--long"] => {
             let button: Button = serde_json::from_value(serde_json::Value::String((*b).into()))
-                .map_err(|_| {
-                    format!("unknown button `{b}`: call, hangup, mute, dnd or speed_dial")
-                })?;
+                .map_err(|_| format!("unknown button `{b}`: {BUTTONS}"))?;
             WireRequest {
                 button: Some(button),
                 long: !rest.is_empty(),
                 ..WireRequest::cmd("press")
             }
         }
+        ["volume", level] => {
+            parse_volume(level)?;
+            WireRequest {
+                level: Some((*level).to_owned()),
+                ..WireRequest::cmd("volume")
+            }
+        }
         _ => {
             return Err(
                 "usage: callbox ctl status|answer|decline|hangup|mute|unmute|dnd on|off|\
-                 dial <identity>|press <button> [--long]"
+                 dial <identity>|press <button> [--long]|volume up|down|<0-100>"
                     .into(),
             );
         }
@@ -372,6 +407,7 @@ impl WireRequest {
             identity: None,
             button: None,
             long: false,
+            level: None,
         }
     }
 }
@@ -465,6 +501,21 @@ mod tests {
                     long: false,
                 },
             ),
+            (
+                "press volume_down",
+                Request::Press {
+                    button: Button::VolumeDown,
+                    long: false,
+                },
+            ),
+            (
+                "volume up",
+                Request::Command(Command::Volume(VolumeChange::Up)),
+            ),
+            (
+                "volume 35%",
+                Request::Command(Command::Volume(VolumeChange::Set(35))),
+            ),
         ];
         for (line, want) in expect {
             let req = ctl_request(&args(line)).unwrap();
@@ -496,6 +547,15 @@ mod tests {
                 .unwrap_err()
                 .contains("usage")
         );
+        assert!(
+            ctl_request(&args("volume 101"))
+                .unwrap_err()
+                .contains("0 to 100"),
+        );
+        let bad = request(&path, r#"{"cmd":"volume","level":"loud"}"#)
+            .await
+            .unwrap();
+        assert!(bad["error"].as_str().unwrap().contains("up, down"), "{bad}");
         server.abort();
     }
 

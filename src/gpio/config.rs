@@ -153,6 +153,10 @@ pub struct ButtonPins {
     pub dnd: Option<ButtonPin>,
     /// Dial the configured contact.
     pub speed_dial: Option<ButtonPin>,
+    /// Speaker louder (optional; board profiles leave it unset).
+    pub volume_up: Option<ButtonPin>,
+    /// Speaker quieter (optional).
+    pub volume_down: Option<ButtonPin>,
 }
 
 impl ButtonPins {
@@ -163,6 +167,8 @@ impl ButtonPins {
             Button::Mute => self.mute.as_ref(),
             Button::Dnd => self.dnd.as_ref(),
             Button::SpeedDial => self.speed_dial.as_ref(),
+            Button::VolumeUp => self.volume_up.as_ref(),
+            Button::VolumeDown => self.volume_down.as_ref(),
         }
     }
 }

@@ -53,19 +53,27 @@ pub enum Button {
     Dnd,
     /// Dial the configured contact.
     SpeedDial,
+    /// The speaker louder by `audio.volume_step` (the ringtone's volume while ringing
+    /// or idle, the call's in a call).
+    VolumeUp,
+    /// The speaker quieter by `audio.volume_step`.
+    VolumeDown,
 }
 
 impl Button {
     /// Every button, in config order.
-    pub const ALL: [Button; 5] = [
+    pub const ALL: [Button; 7] = [
         Button::Call,
         Button::Hangup,
         Button::Mute,
         Button::Dnd,
         Button::SpeedDial,
+        Button::VolumeUp,
+        Button::VolumeDown,
     ];
 
-    /// The config / command-line spelling: `call`, `hangup`, `mute`, `dnd`, `speed_dial`.
+    /// The config / command-line spelling: `call`, `hangup`, `mute`, `dnd`, `speed_dial`,
+    /// `volume_up`, `volume_down`.
     pub fn as_str(self) -> &'static str {
         match self {
             Button::Call => "call",
@@ -73,6 +81,8 @@ impl Button {
             Button::Mute => "mute",
             Button::Dnd => "dnd",
             Button::SpeedDial => "speed_dial",
+            Button::VolumeUp => "volume_up",
+            Button::VolumeDown => "volume_down",
         }
     }
 }
@@ -93,7 +103,10 @@ impl std::str::FromStr for Button {
             .into_iter()
             .find(|b| b.as_str() == norm || (norm == "hang_up" && *b == Button::Hangup))
             .ok_or_else(|| {
-                format!("unknown button `{s}`; allowed: call, hangup, mute, dnd, speed_dial")
+                format!(
+                    "unknown button `{s}`; allowed: call, hangup, mute, dnd, speed_dial, \
+                     volume_up, volume_down"
+                )
             })
     }
 }

@@ -6,9 +6,9 @@
 //! ```text
 //! microphone ─ convert ─ 48 kHz mono ─┬─ audiomixer ─ webrtcdsp ─ volume (mute) ─ queue ─▶ publisher
 //!   simulated echo: interaudiosrc ─ delay ─ gain ─┘        ▲ reference
-//! remote audio ─┐                                          │
-//! remote audio ─┴─ audiomixer ─ 48 kHz mono ─ webrtcechoprobe ─ tee ─ <audio sink>
-//!                                                              └─ interaudiosink (simulated echo)
+//! remote audio ─┐                                                   │
+//! remote audio ─┴─ audiomixer ─ 48 kHz mono ─ volume ─ webrtcechoprobe ─ tee ─ <audio sink>
+//!                                                                       └─ interaudiosink (simulated echo)
 //! ```
 //!
 //! `webrtcdsp` looks its probe up by name when its caps are set, so the subscriber (with
@@ -20,6 +20,9 @@ use gst::prelude::*;
 
 use super::MediaError;
 use crate::config::MediaConfig;
+
+/// The speaker path's `volume` element's name (the software speaker volume).
+pub const SPEAKER_VOLUME: &str = "speaker-volume";
 
 /// The `webrtcechoprobe`'s name, which `webrtcdsp`'s `probe` property refers to.
 pub const ECHO_PROBE: &str = "callbox-echo-probe";
@@ -175,11 +178,21 @@ pub fn add_speaker(
     const W: &str = "subscribe";
     let mixer = make("audiomixer", W)?;
     mixer.set_property_from_str("start-time-selection", "first");
+    // The speaker volume when no ALSA mixer control does it (media::speaker), before
+    // the probe: the echo canceller must hear what the speaker plays.
+    let volume = gst::ElementFactory::make("volume")
+        .name(SPEAKER_VOLUME)
+        .build()
+        .map_err(|e| MediaError::Build {
+            which: W,
+            detail: format!("element volume: {e}"),
+        })?;
     let mut chain = vec![
         mixer.clone(),
         make("audioconvert", W)?,
         make("audioresample", W)?,
         caps_48k_mono(W)?,
+        volume,
     ];
     if plan.echo_cancel {
         let probe = gst::ElementFactory::make("webrtcechoprobe")

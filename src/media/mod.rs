@@ -15,6 +15,7 @@ pub mod encoder;
 mod pipeline;
 pub mod ringtone;
 pub mod screen;
+pub mod speaker;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -90,6 +91,9 @@ pub struct MediaPlan {
     pub screen: ScreenConfig,
     /// The board (`gpio.board`), which chooses the video encoder ([`encoder`]).
     pub board: crate::gpio::Board,
+    /// Where the speaker volume is applied (`[audio]`; software unless the caller sets
+    /// a mixer).
+    pub speaker: speaker::Speaker,
 }
 
 /// A capture source.
@@ -158,6 +162,7 @@ impl MediaPlan {
             config: config.clone(),
             screen: ScreenConfig::default(),
             board: crate::gpio::Board::None,
+            speaker: speaker::Speaker::Software,
         }
     }
 
@@ -289,12 +294,17 @@ pub enum MediaCommand {
     /// Start (`true`) or stop (`false`) the ringtone; repeating the current state is a
     /// no-op. A `Start` stops the ringtone too, so the call gets the speaker.
     Ringtone(bool),
+    /// Set the speaker's volume, % (0–100): through the ALSA mixer control, or the
+    /// pipelines' `volume` elements ([`speaker::Speaker`]).
+    SpeakerVolume(u8),
     /// Show `scene` on the call screen; `since`: when the current call was answered.
     Screen {
         /// What to show.
         scene: Scene,
         /// For the call duration.
         since: Option<Instant>,
+        /// A line shown instead of the scene's bottom line (the volume bar).
+        banner: Option<String>,
     },
     /// Encode the screen's last frame as PNG and send it back.
     Snapshot(tokio::sync::oneshot::Sender<Result<Vec<u8>, String>>),
@@ -387,6 +397,28 @@ impl Drop for MediaEngine {
 /// How often the media thread polls the buses when nothing else is due.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
+/// Applies `percent` through `plan.speaker`, passes the resulting pipeline gain to the
+/// ringtone and the call, and returns it. `log`: an info line (a change, not a re-apply).
+fn set_volume(
+    plan: &MediaPlan,
+    percent: u8,
+    ringer: &mut ringtone::Ringer,
+    session: Option<&pipeline::Session>,
+    log: bool,
+) -> f64 {
+    let (gain, result) = plan.speaker.apply(percent);
+    if let Err(e) = result {
+        tracing::warn!(error = %e, percent, "speaker volume applied in software instead");
+    } else if log {
+        tracing::info!(percent, by = %plan.speaker.describe(), "speaker volume");
+    }
+    ringer.set_gain(gain);
+    if let Some(s) = session {
+        s.set_speaker_gain(gain);
+    }
+    gain
+}
+
 fn media_thread(
     plan: MediaPlan,
     ringtone: RingtoneConfig,
@@ -412,6 +444,9 @@ fn media_thread(
         }
     };
     let mut last_tick = Instant::now();
+    // The speaker volume in effect (%) and the gain the pipelines apply for it.
+    let mut volume: Option<u8> = None;
+    let mut gain = 1.0;
     loop {
         // Wake on the ringtone's next cadence boundary when that comes first.
         let timeout = ringer.next_wake().map_or(POLL_INTERVAL, |at| {
@@ -435,12 +470,21 @@ fn media_thread(
                     &plan,
                     &call_id,
                     &join,
-                    mic_muted,
-                    video,
+                    pipeline::CallOptions {
+                        mic_muted,
+                        video,
+                        speaker_gain: gain,
+                    },
                     counters.clone(),
                     track_codecs.clone(),
                 ) {
-                    Ok(s) => current = Some(s),
+                    Ok(s) => {
+                        current = Some(s);
+                        // The call's sink is open: see the ringtone's case.
+                        if let Some(p) = volume {
+                            gain = set_volume(&plan, p, &mut ringer, current.as_ref(), false);
+                        }
+                    }
                     Err(e) => {
                         tracing::error!(call_id, error = %e, "media did not start");
                         let _ = events.send(MediaEvent::Failed {
@@ -468,11 +512,30 @@ fn media_thread(
                     // busy, the ringtone fails on its own and the call is untouched.
                     tracing::warn!("ringing while a call's media is still up");
                 }
+                let was_on = ringer.is_on();
                 ringer.set(on);
+                // The ringtone's sink is open now: a mixer control that only exists
+                // while its PCM is open (ALSA softvol) can be set.
+                if on
+                    && !was_on
+                    && let Some(p) = volume
+                {
+                    gain = set_volume(&plan, p, &mut ringer, current.as_ref(), false);
+                }
             }
-            Ok(MediaCommand::Screen { scene, since }) => {
+            Ok(MediaCommand::SpeakerVolume(p)) => {
+                if volume != Some(p) {
+                    volume = Some(p);
+                    gain = set_volume(&plan, p, &mut ringer, current.as_ref(), true);
+                }
+            }
+            Ok(MediaCommand::Screen {
+                scene,
+                since,
+                banner,
+            }) => {
                 if let Some(s) = screen.as_mut() {
-                    s.show(scene, since);
+                    s.show(scene, since, banner);
                 }
             }
             Ok(MediaCommand::Snapshot(reply)) => {

@@ -55,6 +55,17 @@ fn probe_count(pad: &gst::Pad, counters: &Arc<Counters>, pick: fn(&Counters) -> 
     });
 }
 
+/// How a call's media starts.
+#[derive(Debug, Clone, Copy)]
+pub struct CallOptions {
+    /// The microphone starts muted.
+    pub mic_muted: bool,
+    /// Publish the camera (a video call); an audio call never opens it.
+    pub video: bool,
+    /// The software speaker volume, 0.0–1.0 (1.0 when an ALSA mixer does it).
+    pub speaker_gain: f64,
+}
+
 impl Session {
     /// Builds both pipelines and sets them to PLAYING. `video`: publish the camera; an
     /// audio-only call (`false`) never opens it. `track_codecs` tells the subscriber
@@ -63,11 +74,15 @@ impl Session {
         plan: &MediaPlan,
         call_id: &str,
         join: &JoinInfo,
-        mic_muted: bool,
-        video: bool,
+        options: CallOptions,
         counters: Arc<Counters>,
         track_codecs: Arc<dyn TrackCodecSource>,
     ) -> Result<Self, MediaError> {
+        let CallOptions {
+            mic_muted,
+            video,
+            speaker_gain,
+        } = options;
         let (Some(publisher), Some(subscriber)) = (&join.publisher, &join.subscriber) else {
             return Err(MediaError::NoDeviceTokens {
                 call_id: call_id.to_owned(),
@@ -97,6 +112,7 @@ impl Session {
             failed: false,
         };
         session.set_mic_muted(mic_muted);
+        session.set_speaker_gain(speaker_gain);
         // One clock and one base time for both pipelines: the echo canceller compares
         // the running times of the speaker's buffers (the probe, in the subscriber)
         // with the microphone's (in the publisher).
@@ -136,6 +152,13 @@ impl Session {
         if let Some(v) = self.publish.by_name("mic-volume") {
             v.set_property("mute", muted);
             tracing::info!(call_id = %self.call_id, muted, "microphone");
+        }
+    }
+
+    /// Sets the software speaker volume (the speaker path's `volume` element), 0.0–1.0.
+    pub fn set_speaker_gain(&self, gain: f64) {
+        if let Some(v) = self.subscribe.by_name(super::audio::SPEAKER_VOLUME) {
+            v.set_property("volume", gain.clamp(0.0, 1.0));
         }
     }
 

@@ -185,6 +185,9 @@ pub(super) struct Ringer {
     device: String,
     status: Arc<RingtoneStatus>,
     active: Option<Active>,
+    /// The speaker volume's share, applied on top of `[ringtone] volume` (1.0 when an
+    /// ALSA mixer control does the attenuation; see `media::speaker`).
+    gain: f64,
 }
 
 /// A running ring.
@@ -213,6 +216,7 @@ impl Ringer {
             device: plan.config.audio_output_device.clone(),
             status,
             active: None,
+            gain: 1.0,
         };
         if gst::init().is_ok()
             && let Err(e) = require(&ringer.elements())
@@ -230,6 +234,24 @@ impl Ringer {
             (false, true) => self.stop("stopped"),
             _ => {}
         }
+    }
+
+    /// Sets the speaker volume's gain (0.0–1.0), at once if ringing.
+    pub(super) fn set_gain(&mut self, gain: f64) {
+        self.gain = gain.clamp(0.0, 1.0);
+        if let Some(a) = &self.active {
+            a.volume.set_property("volume", self.level());
+        }
+    }
+
+    /// The `volume` element's level: `[ringtone] volume` × the speaker volume's gain.
+    fn level(&self) -> f64 {
+        self.config.volume.clamp(0.0, 1.0) * self.gain
+    }
+
+    /// Whether the ringtone is playing.
+    pub(super) fn is_on(&self) -> bool {
+        self.active.is_some()
     }
 
     /// Stops the ringtone at once (pipeline to NULL); a no-op when silent. `why` is
@@ -385,7 +407,7 @@ impl Ringer {
         let pipeline = gst::Pipeline::with_name("ringtone");
         let volume = gst::ElementFactory::make("volume")
             .name("ringtone-volume")
-            .property("volume", self.config.volume.clamp(0.0, 1.0))
+            .property("volume", self.level())
             .build()
             .map_err(|e| build_err(format!("element volume: {e}")))?;
         let sink = self.make_sink()?;

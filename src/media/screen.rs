@@ -42,6 +42,8 @@ pub struct Screen {
     since: Option<Instant>,
     /// The texts last set, to touch the overlays only on change.
     shown: (String, String),
+    /// Shown instead of the scene's bottom line (the volume bar).
+    banner: Option<String>,
     /// Running time of the last scene change: a snapshot waits for a frame after it.
     changed_at: Option<gst::ClockTime>,
     /// Translucent dark bands behind the headline and the bottom line in a call, so
@@ -187,10 +189,11 @@ impl Screen {
             since: None,
             changed_at: None,
             shown: (String::from("\u{0}"), String::new()),
+            banner: None,
             remotes: Vec::new(),
             self_view: None,
         };
-        screen.show(scene, None);
+        screen.show(scene, None, None);
         if let Err(e) = screen.pipeline.set_state(gst::State::Playing) {
             let detail =
                 super::pipeline::first_error(&screen.pipeline).unwrap_or_else(|| e.to_string());
@@ -209,8 +212,10 @@ impl Screen {
         (self.width, self.height)
     }
 
-    /// Shows `scene`; `since`: when the current call was answered.
-    pub fn show(&mut self, scene: Scene, since: Option<Instant>) {
+    /// Shows `scene`; `since`: when the current call was answered; `banner`: a line
+    /// shown instead of the scene's bottom line (the volume bar).
+    pub fn show(&mut self, scene: Scene, since: Option<Instant>, banner: Option<String>) {
+        self.banner = banner;
         let blank = matches!(scene, Scene::Blank);
         self.background.set_property(
             "foreground-color",
@@ -261,7 +266,10 @@ impl Screen {
             _ => self.scene.clone(),
         };
         let clock = chrono::Local::now().format("%H:%M").to_string();
-        let texts = scene.texts(&clock);
+        let mut texts = scene.texts(&clock);
+        if let Some(b) = &self.banner {
+            texts.1 = b.clone();
+        }
         if texts != self.shown {
             self.header.set_property("text", &texts.0);
             self.footer.set_property("text", &texts.1);

@@ -1,13 +1,35 @@
 //! From the call state to the [`Scene`]: which scene a [`State`] shows, how a call that
-//! just ended is summed up ([`ending`]), and when the idle screen blanks
-//! ([`Presenter`]). Pure: the supervisor feeds it states, events and instants.
+//! just ended is summed up ([`ending`]), when the idle screen blanks, and the volume
+//! bar a volume button brings up ([`Presenter`]). Pure: the supervisor feeds it
+//! states, events and instants.
 
 use std::time::{Duration, Instant};
 
 use callbox_protocol::{RejectReason, ServerEvent};
 
 use super::{Ending, Scene, ScreenConfig};
-use crate::call::{Command, Event, Phase, State};
+use crate::call::{Command, Event, Phase, State, VolumeKind};
+use crate::gpio::Button;
+
+/// How long the volume bar stays after the last volume button press.
+pub const VOLUME_BAR_FOR: Duration = Duration::from_secs(3);
+
+/// The volume bar's text: `Volume ■■■■■■■■□□ 80 %`, or `Ringtone volume …`; ten
+/// squares, one per 10 %, rounded to the nearest.
+pub fn volume_bar(kind: VolumeKind, percent: u8) -> String {
+    let percent = percent.min(100);
+    let full = usize::from((percent + 5) / 10);
+    let name = match kind {
+        VolumeKind::Call => "Volume",
+        VolumeKind::Ringtone => "Ringtone volume",
+    };
+    let silent = if percent == 0 { " (silent)" } else { "" };
+    format!(
+        "{name} {}{} {percent} %{silent}",
+        "■".repeat(full),
+        "□".repeat(10 - full)
+    )
+}
 
 /// The scene for `state` when no ended-call summary or blanking applies.
 pub fn scene_for(state: &State, name: &str, hub_url: &str) -> Scene {
@@ -98,6 +120,8 @@ pub struct Presenter {
     blank_after: Option<Duration>,
     ended: Option<(Ending, Instant)>,
     last_activity: Instant,
+    /// The last volume press: which volume, its new value (%), when.
+    volume: Option<(VolumeKind, u8, Instant)>,
 }
 
 impl Presenter {
@@ -111,7 +135,19 @@ impl Presenter {
                 .then(|| Duration::from_secs(config.blank_after_secs)),
             ended: None,
             last_activity: now,
+            volume: None,
         }
+    }
+
+    /// The volume bar ([`volume_bar`]) while it shows: for [`VOLUME_BAR_FOR`] after a
+    /// volume button or `callbox ctl volume`, on any scene but a blank one.
+    pub fn banner(&mut self, now: Instant) -> Option<String> {
+        let (kind, percent, at) = self.volume?;
+        if now.saturating_duration_since(at) >= VOLUME_BAR_FOR {
+            self.volume = None;
+            return None;
+        }
+        Some(volume_bar(kind, percent))
     }
 
     /// Takes note of `event`, which took the state from `before` to `after`.
@@ -122,6 +158,19 @@ impl Presenter {
         );
         if wakes || !matches!(after.phase, Phase::Idle) {
             self.last_activity = now;
+        }
+        let volume_press = match event {
+            Event::Button(b) => matches!(b.button, Button::VolumeUp | Button::VolumeDown),
+            Event::Command(c) => matches!(c, Command::Volume(_)),
+            _ => false,
+        };
+        if volume_press {
+            let kind = after.volume_kind();
+            let percent = match kind {
+                VolumeKind::Call => after.volume.call,
+                VolumeKind::Ringtone => after.volume.ringtone,
+            };
+            self.volume = Some((kind, percent, now));
         }
         if !matches!(before, Phase::Idle) && matches!(after.phase, Phase::Idle) {
             self.ended = ending(before, event, now).map(|e| (e, now));
@@ -158,8 +207,8 @@ impl Presenter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::{CallInfo, Direction};
-    use crate::gpio::{Button, ButtonEvent, Press};
+    use crate::call::{CallInfo, Direction, VolumeChange};
+    use crate::gpio::{ButtonEvent, Press};
 
     fn call() -> CallInfo {
         CallInfo {
@@ -308,5 +357,56 @@ mod tests {
             ending(&calling, &Event::Command(Command::Hangup), Instant::now()),
             None
         );
+    }
+
+    #[test]
+    fn a_volume_press_shows_the_bar_for_three_seconds_and_wakes_a_blank_screen() {
+        let t0 = Instant::now();
+        let mut p = Presenter::new(&config(60), "http://hub", t0);
+        let mut idle = state(Phase::Idle, true);
+        let t1 = t0 + Duration::from_secs(61);
+        assert_eq!(p.scene(&idle, t1), Scene::Blank);
+        assert_eq!(p.banner(t1), None);
+        idle.volume.ringtone = 70;
+        let down = Event::Button(ButtonEvent {
+            button: Button::VolumeDown,
+            press: Press::Short,
+        });
+        p.observe(&Phase::Idle, &down, &idle, t1);
+        assert!(matches!(p.scene(&idle, t1), Scene::Idle { .. }), "woken");
+        assert_eq!(
+            p.banner(t1).as_deref(),
+            Some("Ringtone volume ■■■■■■■□□□ 70 %")
+        );
+        assert!(p.banner(t1 + Duration::from_millis(2999)).is_some());
+        assert_eq!(p.banner(t1 + VOLUME_BAR_FOR), None);
+
+        // In a call the call's volume is the one shown.
+        let mut in_call = state(
+            Phase::InCall {
+                call: call(),
+                answered_at: t1,
+            },
+            true,
+        );
+        in_call.volume.call = 100;
+        let t2 = t1 + Duration::from_secs(10);
+        p.observe(
+            &in_call.phase.clone(),
+            &Event::Command(Command::Volume(VolumeChange::Up)),
+            &in_call,
+            t2,
+        );
+        assert_eq!(p.banner(t2).as_deref(), Some("Volume ■■■■■■■■■■ 100 %"));
+    }
+
+    #[test]
+    fn the_volume_bar_rounds_to_the_nearest_ten_and_says_silent() {
+        assert_eq!(
+            volume_bar(VolumeKind::Ringtone, 0),
+            "Ringtone volume □□□□□□□□□□ 0 % (silent)"
+        );
+        assert_eq!(volume_bar(VolumeKind::Call, 45), "Volume ■■■■■□□□□□ 45 %");
+        assert_eq!(volume_bar(VolumeKind::Call, 44), "Volume ■■■■□□□□□□ 44 %");
     }
 }

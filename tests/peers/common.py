@@ -476,6 +476,10 @@ class MediaCounter:
             amp = 2.0 * abs(np.sum(x * w * np.exp(-2j * np.pi * hz * t))) / np.sum(w)
             self._tone_powers.setdefault(hz, []).append(amp * amp)
 
+    def reset_tone_levels(self) -> None:
+        self._tone_powers.clear()
+        self._tone_window.clear()
+
     def tone_levels_db(self) -> dict:
         """dBFS of each --tone-level-hz frequency, mean power over the windows."""
         return {f"{hz:g}": round(10.0 * float(np.log10(np.mean(p) + 1e-20)), 1)
@@ -725,8 +729,12 @@ class CallSession:
                     return "leave"
                 if cmd == "status":
                     emit("status", media_ok=self.media_ok, **self.counter.counts())
+                elif cmd == "reset_levels":
+                    # tone_levels_db starts over: a level after a change, alone.
+                    self.counter.reset_tone_levels()
+                    emit("levels_reset")
                 else:
-                    log(f"unknown command {cmd!r} (want hangup, leave or status)")
+                    log(f"unknown command {cmd!r} (want hangup, leave, status or reset_levels)")
             while self.hub_events is not None and not self.hub_events.empty():
                 outcome = self._hub_event(self.hub_events.get_nowait(), call_id)
                 if outcome is not None:

@@ -6,8 +6,8 @@ DESCRIPTION = "The callbox daemon answers and places video calls through a callb
 
 # GStreamer libraries the Rust bindings link (gstreamer-webrtc-1.0 is in -bad);
 # aws-lc-sys (rustls, pulled in by gst-plugin-webrtc's signalling) falls back to
-# cmake when its cc build cannot be used.
-DEPENDS += "cmake-native glib-2.0 gstreamer1.0 gstreamer1.0-plugins-bad gstreamer1.0-plugins-base"
+# cmake when its cc build cannot be used. alsa-lib: the speaker's mixer control.
+DEPENDS += "alsa-lib cmake-native glib-2.0 gstreamer1.0 gstreamer1.0-plugins-bad gstreamer1.0-plugins-base"
 
 # Must be the version of the `callbox` package in Cargo.lock (checked by
 # scripts/yocto-crates.py --check).
