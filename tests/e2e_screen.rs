@@ -82,9 +82,11 @@ fn the_screen_shows_each_state_of_a_call() {
     );
 
     w.ctl(&["answer"]);
-    w.wait_status("in call, 30 frames", Duration::from_secs(30), |s| {
-        s.state == "in_call" && s.video_frames_received >= 30
-    });
+    w.wait_status(
+        "in call, 30 frames, the network measured",
+        Duration::from_secs(30),
+        |s| s.state == "in_call" && s.video_frames_received >= 30 && s.network.is_some(),
+    );
     let in_call = w.screenshot("in-call");
     report("in-call", &in_call);
     assert!(

@@ -1,4 +1,4 @@
-//! Issue #8, volume: the volume buttons (pressed through the GPIO simulation, so the
+//! Issue #8, volume and the network indicator: the volume buttons (pressed through the GPIO simulation, so the
 //! debounce runs for real) change the speaker's level, the caller can measure it, and
 //! the screen shows a volume bar.
 //!
@@ -93,6 +93,22 @@ fn volume_buttons_change_what_the_speaker_plays_and_the_screen_shows_it() {
         ],
     );
     caller.expect_event("media_ok", Duration::from_secs(60));
+    // The network indicator's figures, from WebRTC stats: on loopback, good.
+    let s = w.wait_status("network measured", Duration::from_secs(15), |s| {
+        s.network.is_some_and(|n| n.jitter_ms.is_some())
+    });
+    let n = s.network.unwrap();
+    println!(
+        "network in an audio call on loopback: {:?}, receive loss {:.1} %, send loss {:?} %, RTT {:?} ms, \
+         jitter {:?} ms, {:.0} kbit/s in",
+        n.quality, n.receive_loss_pct, n.send_loss_pct, n.rtt_ms, n.jitter_ms, n.receive_kbps
+    );
+    assert_eq!(n.quality, callbox::media::quality::Quality::Good, "{n:?}");
+    assert!(n.jitter_ms.unwrap() < 30.0, "loopback jitter: {n:?}");
+    assert!(
+        n.receive_kbps > 10.0,
+        "the caller's Opus arrives (tens of kbit/s): {n:?}"
+    );
     let loud = echo_level(&mut caller);
     for v in [90u8, 80, 70, 60, 50] {
         press(&w, "volume_down", &format!("call volume {v} %"), |s| {
@@ -117,6 +133,10 @@ fn volume_buttons_change_what_the_speaker_plays_and_the_screen_shows_it() {
     );
     assert!(w.daemon_log().contains("speaker volume"));
     hang_up(&w, caller);
+    assert!(
+        w.status().unwrap().network.is_none(),
+        "no network figures outside a call"
+    );
     // Idle again: the speaker is back at the call volume the buttons left.
     let s = w.status().expect("status");
     assert_eq!(s.volume.map(|v| (v.call, v.ringtone)), Some((50, 50)));

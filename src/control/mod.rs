@@ -103,6 +103,10 @@ pub struct Status {
     /// The call's and the ringtone's volumes, %.
     #[serde(default)]
     pub volume: Option<crate::call::Volume>,
+    /// The call's network over the last 2 s: loss both ways (%), RTT (ms), received
+    /// kbit/s and `quality` (good / fair / poor); absent outside a call.
+    #[serde(default)]
+    pub network: Option<crate::media::quality::Link>,
     /// The video encoder element the current or last call's camera was encoded with,
     /// e.g. `x264enc`, `v4l2h264enc` (what `livekitwebrtcsink` actually built).
     #[serde(default)]
@@ -168,6 +172,7 @@ impl StatusSource {
         s.video_frames_received = recv;
         s.audio_buffers_received = audio;
         s.video_encoder = self.counters.video_encoder();
+        s.network = self.counters.network();
         s.leds = (self.leds)();
         s.ringtone_playing = self.ringtone.is_playing();
         s.ringtone_audible_buffers = self.ringtone.audible_buffers();

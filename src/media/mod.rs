@@ -13,9 +13,11 @@ pub mod codecs;
 mod elements;
 pub mod encoder;
 mod pipeline;
+pub mod quality;
 pub mod ringtone;
 pub mod screen;
 pub mod speaker;
+mod stats;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -239,6 +241,8 @@ pub struct Counters {
     pub audio_buffers_received: AtomicU64,
     /// The element `livekitwebrtcsink` encodes the camera with (its `encoder-setup`).
     pub video_encoder: std::sync::Mutex<Option<String>>,
+    /// The call's network over the last [`quality::INTERVAL`] (`None` outside a call).
+    pub network: std::sync::Mutex<Option<quality::Link>>,
 }
 
 impl Counters {
@@ -253,6 +257,18 @@ impl Counters {
         if let Ok(mut e) = self.video_encoder.lock() {
             *e = None;
         }
+        self.set_network(None);
+    }
+
+    fn set_network(&self, link: Option<quality::Link>) {
+        if let Ok(mut n) = self.network.lock() {
+            *n = link;
+        }
+    }
+
+    /// The current call's network (see `network`).
+    pub fn network(&self) -> Option<quality::Link> {
+        self.network.lock().ok().and_then(|n| *n)
     }
 
     /// The video encoder of the current or last call (see `video_encoder`).
@@ -447,6 +463,7 @@ fn media_thread(
     // The speaker volume in effect (%) and the gain the pipelines apply for it.
     let mut volume: Option<u8> = None;
     let mut gain = 1.0;
+    let mut last_stats = Instant::now();
     loop {
         // Wake on the ringtone's next cadence boundary when that comes first.
         let timeout = ringer.next_wake().map_or(POLL_INTERVAL, |at| {
@@ -503,6 +520,10 @@ fn media_thread(
                 if let Some(s) = current.take() {
                     tracing::info!(call_id, "stopping media");
                     s.stop();
+                }
+                counters.set_network(None);
+                if let Some(sc) = screen.as_mut() {
+                    sc.set_network(None);
                 }
             }
             Ok(MediaCommand::Ringtone(on)) => {
@@ -566,6 +587,15 @@ fn media_thread(
         if let Some(s) = current.as_mut() {
             for ev in s.poll() {
                 let _ = events.send(ev);
+            }
+            if last_stats.elapsed() >= quality::INTERVAL {
+                last_stats = Instant::now();
+                if let Some(link) = s.sample_network() {
+                    counters.set_network(Some(link));
+                    if let Some(sc) = screen.as_mut() {
+                        sc.set_network(Some(link.quality));
+                    }
+                }
             }
         }
     }

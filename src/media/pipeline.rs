@@ -25,6 +25,9 @@ pub struct Session {
     remote_channels: Arc<std::sync::Mutex<Vec<String>>>,
     started_reported: bool,
     failed: bool,
+    /// The call's WebRTC statistics and what they say about the network.
+    stats: super::stats::StatsProbe,
+    meter: super::quality::Meter,
 }
 
 /// Numbers the remote video channels of the process (`callbox-remote-N`).
@@ -110,6 +113,8 @@ impl Session {
             remote_channels,
             started_reported: false,
             failed: false,
+            stats: Default::default(),
+            meter: Default::default(),
         };
         session.set_mic_muted(mic_muted);
         session.set_speaker_gain(speaker_gain);
@@ -206,6 +211,26 @@ impl Session {
     }
 
     /// The `intervideosink` channels of the remote videos so far, oldest first.
+    /// The network since the last call of this (every [`INTERVAL`]); `None` until the
+    /// subscriber's webrtcbin has answered twice.
+    ///
+    /// [`INTERVAL`]: super::quality::INTERVAL
+    pub fn sample_network(&mut self) -> Option<super::quality::Link> {
+        let reading = self.stats.sample(&self.publish, &self.subscribe)?;
+        let link = self.meter.update(std::time::Instant::now(), reading)?;
+        tracing::debug!(
+            call_id = %self.call_id,
+            quality = ?link.quality,
+            receive_loss_pct = link.receive_loss_pct,
+            send_loss_pct = link.send_loss_pct,
+            rtt_ms = link.rtt_ms,
+            jitter_ms = link.jitter_ms,
+            receive_kbps = link.receive_kbps,
+            "network"
+        );
+        Some(link)
+    }
+
     pub fn remote_channels(&self) -> Vec<String> {
         self.remote_channels
             .lock()

@@ -44,6 +44,8 @@ pub struct Screen {
     shown: (String, String),
     /// Shown instead of the scene's bottom line (the volume bar).
     banner: Option<String>,
+    /// The call's network quality, under the headline in a call.
+    network: Option<super::quality::Quality>,
     /// Running time of the last scene change: a snapshot waits for a frame after it.
     changed_at: Option<gst::ClockTime>,
     /// Translucent dark bands behind the headline and the bottom line in a call, so
@@ -190,6 +192,7 @@ impl Screen {
             changed_at: None,
             shown: (String::from("\u{0}"), String::new()),
             banner: None,
+            network: None,
             remotes: Vec::new(),
             self_view: None,
         };
@@ -253,6 +256,14 @@ impl Screen {
         }
     }
 
+    /// The call's network quality for the indicator (`None`: not known / no call).
+    pub fn set_network(&mut self, quality: Option<super::quality::Quality>) {
+        if self.network != quality {
+            self.network = quality;
+            self.tick();
+        }
+    }
+
     /// Updates the texts (clock, call duration); call about once a second.
     pub fn tick(&mut self) {
         let scene = match (&self.scene, self.since) {
@@ -269,6 +280,9 @@ impl Screen {
         let mut texts = scene.texts(&clock);
         if let Some(b) = &self.banner {
             texts.1 = b.clone();
+        }
+        if let (Scene::InCall { .. }, Some(q)) = (&scene, self.network) {
+            texts.0 = format!("{}\n{}", texts.0, q.label());
         }
         if texts != self.shown {
             self.header.set_property("text", &texts.0);
@@ -338,11 +352,12 @@ impl Screen {
         let layout = screen::layout(self.remotes.len(), self.width, self.height, corner);
         let (w, h) = (self.width as i32, self.height as i32);
         let bands = [
+            // Two lines: the caller and the duration, the network indicator.
             screen::Rect {
                 x: 0,
                 y: 0,
                 w,
-                h: h / 6,
+                h: h / 4,
             },
             screen::Rect {
                 x: 0,
