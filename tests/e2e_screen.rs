@@ -220,3 +220,41 @@ fn a_caller_without_a_camera_is_named_not_shown_black() {
     );
     support::hang_up(&w, caller);
 }
+
+#[test]
+fn the_idle_screen_blanks_and_a_button_wakes_it() {
+    let w = World::with_online_box(
+        "",
+        "[screen]\nname = \"Hallway\"\nwidth = 640\nheight = 360\nblank_after_secs = 2\n",
+    );
+    let is_black = |p: [u8; 3]| p.iter().all(|&c| c <= 8);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let blank = loop {
+        let pic = w.screenshot("blank");
+        if pic.share(WHOLE, is_black) > 0.99 {
+            break pic;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle screen goes black after blank_after_secs (2 s): {:.2} black",
+            pic.share(WHOLE, is_black)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        blank.share(WHOLE, is_light),
+        0.0,
+        "no words on a blank screen"
+    );
+    let ack = w.ctl(&["press", "volume_up"]);
+    assert_eq!(ack["ok"], true, "{ack}");
+    w.wait_status("the press is taken", Duration::from_secs(5), |s| {
+        s.volume.is_some_and(|v| v.ringtone == 90)
+    });
+    let woken = w.screenshot("woken");
+    report("woken", &woken);
+    assert!(
+        woken.share(WHOLE, is_background) > 0.8,
+        "a button brings the idle screen back"
+    );
+}

@@ -20,6 +20,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("opusenc", "gstreamer1.0-plugins-base"),
     ("opusdec", "gstreamer1.0-plugins-base"),
     ("v4l2src", "gstreamer1.0-plugins-good"),
+    ("jpegdec", "gstreamer1.0-plugins-good"),
     ("rtpopuspay", "gstreamer1.0-plugins-good"),
     ("rtph264pay", "gstreamer1.0-plugins-good"),
     ("rtph264depay", "gstreamer1.0-plugins-good"),

@@ -9,6 +9,7 @@
 //! ([`ringtone`]).
 
 mod audio;
+pub mod camera;
 pub mod codecs;
 mod elements;
 pub mod encoder;
@@ -180,6 +181,10 @@ impl MediaPlan {
             SourceKind::Device(_) => "v4l2src",
             SourceKind::Test => "videotestsrc",
         });
+        if matches!(self.video_source, SourceKind::Device(_)) {
+            // A USB camera's MJPEG (media::camera).
+            v.push("jpegdec");
+        }
         v.push(match self.audio_source {
             SourceKind::Device(_) => "alsasrc",
             SourceKind::Test => "audiotestsrc",

@@ -447,10 +447,17 @@ fn add_camera(
 ) -> Result<(), MediaError> {
     const W: &str = "publish";
     let cfg = &plan.config;
+    // What a V4L2 camera is asked for (media::camera): raw or MJPEG, from what it offers.
+    let mut capture = None;
     let vsrc = match &plan.video_source {
         SourceKind::Device(dev) => {
             let e = make("v4l2src", W)?;
             e.set_property("device", dev);
+            if let Some(offered) = super::camera::probe(&e) {
+                let c = super::camera::choose(&offered, cfg.width, cfg.height, cfg.framerate);
+                tracing::info!(device = %dev, format = %c.caps, why = %c.why, "camera format");
+                capture = Some(c);
+            }
             e
         }
         SourceKind::Test => {
@@ -468,15 +475,24 @@ fn add_camera(
     let vcaps = make("capsfilter", W)?;
     vcaps.set_property("caps", &caps);
     let tee = make("tee", W)?;
-    let vchain = [
-        vsrc,
+    let mut vchain = vec![vsrc];
+    if let Some(c) = capture {
+        let f = make("capsfilter", W)?;
+        f.set_property("caps", &c.caps);
+        vchain.push(f);
+        if c.jpeg {
+            vchain.push(make("jpegdec", W)?);
+        }
+    }
+    let queue = make("queue", W)?;
+    vchain.extend([
         make("videoconvert", W)?,
         make("videoscale", W)?,
         make("videorate", W)?,
         vcaps,
         tee.clone(),
-        make("queue", W)?,
-    ];
+        queue.clone(),
+    ]);
     pipeline.add_many(&vchain).map_err(build_err(W))?;
     gst::Element::link_many(&vchain).map_err(build_err(W))?;
     // The self-view: the same frames to the call screen, never holding up the call.
@@ -499,7 +515,7 @@ fn add_camera(
             which: W,
             detail: "livekitwebrtcsink gave no video pad".into(),
         })?;
-    let vq_src = vchain[6].static_pad("src").expect("queue has a src pad");
+    let vq_src = queue.static_pad("src").expect("queue has a src pad");
     vq_src.link(&vpad).map_err(|e| MediaError::Build {
         which: W,
         detail: format!("linking video to the sink: {e:?}"),

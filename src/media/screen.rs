@@ -30,7 +30,14 @@ const BACKGROUND: u32 = 0xff28_3060;
 pub struct Screen {
     pipeline: gst::Pipeline,
     mixer: gst::Element,
-    background: gst::Element,
+    /// The background's compositor pad: alpha 0 blanks the screen (the compositor's
+    /// own black background shows). The background `videotestsrc` itself is never
+    /// changed while running: GStreamer 1.22's videotestsrc caches a solid-colour
+    /// frame and changing `foreground-color` from another thread races with its
+    /// streaming thread (`gst_video_frame_map_id: assertion 'GST_IS_BUFFER (buffer)'
+    /// failed`, then SIGSEGV in `gst_video_test_src_fill`; seen at start-up in the lab
+    /// and once in 18 starts on a loaded host).
+    background: gst::Pad,
     header: gst::Element,
     footer: gst::Element,
     sink: gst::Element,
@@ -176,6 +183,10 @@ impl Screen {
         pipeline.add_many(chain).map_err(build_err)?;
         gst::Element::link_many(chain).map_err(build_err)?;
         let bands = [add_band(&pipeline, &mixer)?, add_band(&pipeline, &mixer)?];
+        let background = bg_caps
+            .static_pad("src")
+            .and_then(|p| p.peer())
+            .ok_or_else(|| build_err("the background has no compositor pad"))?;
         let mut screen = Self {
             bands,
             pipeline,
@@ -220,10 +231,8 @@ impl Screen {
     pub fn show(&mut self, scene: Scene, since: Option<Instant>, banner: Option<String>) {
         self.banner = banner;
         let blank = matches!(scene, Scene::Blank);
-        self.background.set_property(
-            "foreground-color",
-            if blank { 0xff00_0000 } else { BACKGROUND },
-        );
+        self.background
+            .set_property("alpha", if blank { 0.0 } else { 1.0 });
         self.scene = scene;
         self.since = since;
         if !self.scene.shows_video() {

@@ -21,7 +21,8 @@ RDEPENDS:${PN} = "${PN}-gstreamer callbox"
 #     by webrtcsink); alsasrc alsasink (alsa); typefind functions for decodebin
 #   -good: v4l2src v4l2h264enc v4l2h264dec (video4linux2); rtpopuspay rtph264pay
 #     rtph264depay rtpopusdepay (rtp); rtpbin rtpfunnel (rtpmanager); autovideosink
-#     autoaudiosink (autodetect); wavparse (a ringtone file)
+#     autoaudiosink (autodetect); wavparse (a ringtone file); jpegdec (jpeg, a USB
+#     camera's MJPEG)
 #   -bad: webrtcbin (webrtc); dtlssrtpenc (dtls) with srtpenc (srtp); sctpenc (sctp,
 #     data channels); h264parse (videoparsersbad); kmssink (kms); webrtcdsp and
 #     webrtcechoprobe (webrtcdsp); errorignore (debugutilsbad, used by webrtcsink)
@@ -59,6 +60,7 @@ RDEPENDS:${PN}-gstreamer = "\
     gstreamer1.0-plugins-base-videotestsrc \
     gstreamer1.0-plugins-base-volume \
     gstreamer1.0-plugins-good-autodetect \
+    gstreamer1.0-plugins-good-jpeg \
     gstreamer1.0-plugins-good-png \
     gstreamer1.0-plugins-good-rtp \
     gstreamer1.0-plugins-good-rtpmanager \

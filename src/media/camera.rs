@@ -1,0 +1,152 @@
+//! The camera's capture format: what to ask a V4L2 camera for, from the formats it
+//! offers (its `v4l2src` pad caps once opened), and the elements that turn it into the
+//! raw video the call publishes.
+//!
+//! A USB (UVC) webcam typically offers raw YUYV only at small sizes or low rates over
+//! USB 2 (a C920: 640x480@30 raw, but 1280x720 raw at 10 fps) and MJPEG at every size at
+//! 30 fps. The rule, for the configured `width`x`height`@`framerate`:
+//! 1. raw at exactly that size and at least that rate (no decode, no scaling);
+//! 2. MJPEG at that size and rate, decoded by `jpegdec` (libjpeg-turbo, on every
+//!    board);
+//! 3. raw at any size at that rate, scaled;
+//! 4. anything the camera gives (GStreamer negotiates; `videorate` and `videoscale`
+//!    adapt it).
+
+use gst::prelude::*;
+
+/// What to capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture {
+    /// Caps for the capsfilter right after the source (`ANY` for rule 4).
+    pub caps: gst::Caps,
+    /// The camera sends MJPEG: `jpegdec` follows.
+    pub jpeg: bool,
+    /// For the log: which rule and why.
+    pub why: String,
+}
+
+/// `name` at `fps` to 120 fps (videorate drops the surplus), any size.
+fn any_size(name: &str, fps: i32) -> gst::Caps {
+    gst::Caps::builder(name)
+        .field(
+            "framerate",
+            gst::FractionRange::new(gst::Fraction::new(fps, 1), gst::Fraction::new(120, 1)),
+        )
+        .build()
+}
+
+/// `name` at `w`x`h`, at `fps` to 120 fps.
+fn fixed(name: &str, w: i32, h: i32, fps: Option<i32>) -> gst::Caps {
+    let mut b = gst::Caps::builder(name)
+        .field("width", w)
+        .field("height", h);
+    if let Some(fps) = fps {
+        b = b.field(
+            "framerate",
+            gst::FractionRange::new(gst::Fraction::new(fps, 1), gst::Fraction::new(120, 1)),
+        );
+    }
+    b.build()
+}
+
+/// Chooses what to capture from `offered` (the camera's caps) for `w`x`h`@`fps`.
+pub fn choose(offered: &gst::Caps, w: u32, h: u32, fps: u32) -> Capture {
+    let (w, h, fps) = (w as i32, h as i32, fps as i32);
+    // Caps intersection does the field-by-field work (lists, ranges, fixed values).
+    let matches = |name: &str, sized: bool| {
+        let want = if sized {
+            fixed(name, w, h, Some(fps))
+        } else {
+            any_size(name, fps)
+        };
+        offered.can_intersect(&want)
+    };
+    if matches("video/x-raw", true) {
+        return Capture {
+            caps: fixed("video/x-raw", w, h, Some(fps)),
+            jpeg: false,
+            why: format!("raw {w}x{h} at {fps} fps or more"),
+        };
+    }
+    if matches("image/jpeg", true) {
+        return Capture {
+            caps: fixed("image/jpeg", w, h, Some(fps)),
+            jpeg: true,
+            why: format!("MJPEG {w}x{h} at {fps} fps (no raw format at that size and rate)"),
+        };
+    }
+    if matches("video/x-raw", false) {
+        return Capture {
+            caps: any_size("video/x-raw", fps),
+            jpeg: false,
+            why: format!("raw at {fps} fps in another size, scaled to {w}x{h}"),
+        };
+    }
+    Capture {
+        caps: gst::Caps::new_any(),
+        jpeg: false,
+        why: format!("the camera offers nothing at {w}x{h}@{fps}: whatever it gives, adapted"),
+    }
+}
+
+/// The caps `source` (a `v4l2src`) offers once opened: it goes to READY (opens the
+/// device) and back to NULL. `None` when it cannot be opened (the pipeline then fails
+/// with the device's own error, which names it).
+pub fn probe(source: &gst::Element) -> Option<gst::Caps> {
+    source.set_state(gst::State::Ready).ok()?;
+    let caps = source.static_pad("src").map(|p| p.query_caps(None));
+    let _ = source.set_state(gst::State::Null);
+    caps.filter(|c| !c.is_any() && !c.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(s: &str) -> gst::Caps {
+        gst::init().unwrap();
+        s.parse().unwrap()
+    }
+
+    /// A Logitech C920 over USB 2 (abridged from `v4l2-ctl --list-formats-ext`).
+    const C920: &str = "video/x-raw, format=YUY2, width=640, height=480, framerate={ (fraction)30/1, (fraction)15/1 }; \
+         video/x-raw, format=YUY2, width=1280, height=720, framerate={ (fraction)10/1, (fraction)5/1 }; \
+         image/jpeg, width=1280, height=720, framerate={ (fraction)30/1, (fraction)15/1 }; \
+         image/jpeg, width=640, height=480, framerate=30/1";
+
+    #[test]
+    fn raw_when_the_camera_has_it_at_the_size_and_rate() {
+        let c = choose(&caps(C920), 640, 480, 30);
+        assert!(!c.jpeg, "{c:?}");
+        let s = c.caps.structure(0).unwrap();
+        assert_eq!(s.name(), "video/x-raw");
+        assert_eq!(s.get::<i32>("width").unwrap(), 640);
+    }
+
+    #[test]
+    fn mjpeg_when_raw_is_too_slow_at_that_size() {
+        let c = choose(&caps(C920), 1280, 720, 30);
+        assert!(c.jpeg, "{c:?}");
+        assert_eq!(c.caps.structure(0).unwrap().name(), "image/jpeg");
+        // And the chosen caps are what the camera can give.
+        assert!(c.caps.can_intersect(&caps(C920)));
+    }
+
+    #[test]
+    fn raw_ranges_as_vivid_and_libcamera_report_them() {
+        let vivid = "video/x-raw, format={ YUY2, NV12 }, width=[ 16, 1920 ], height=[ 16, 1080 ], \
+                     framerate=[ 1/1, 60/1 ]";
+        let c = choose(&caps(vivid), 320, 180, 15);
+        assert!(!c.jpeg && c.why.starts_with("raw 320x180"), "{c:?}");
+    }
+
+    #[test]
+    fn another_size_is_scaled_and_nothing_usable_is_left_to_negotiation() {
+        let small = "video/x-raw, format=YUY2, width=320, height=240, framerate=30/1";
+        let c = choose(&caps(small), 640, 480, 30);
+        assert!(c.why.contains("scaled"), "{c:?}");
+        let slow = "video/x-raw, format=YUY2, width=640, height=480, framerate=5/1";
+        let c = choose(&caps(slow), 640, 480, 30);
+        assert!(c.caps.is_any(), "{c:?}");
+    }
+}
