@@ -350,6 +350,7 @@ fn describe(kind: &SourceKind, test: &str, device: &str) -> String {
     match kind {
         SourceKind::Test => test.to_owned(),
         SourceKind::Device(d) => format!("{device} {d}"),
+        SourceKind::Libcamera => "libcamerasrc".to_owned(),
     }
 }
 

@@ -214,6 +214,22 @@ fn cameras(r: &mut Report, config: &Config, plan: &MediaPlan) {
                 }
             ),
         ),
+        (SourceKind::Libcamera, _) => match gst::ElementFactory::find("libcamerasrc") {
+            Some(_) => r.push(
+                Level::Ok,
+                "camera",
+                format!(
+                    "will capture libcamera's first camera (libcamerasrc) at {}x{}@{}",
+                    config.media.width, config.media.height, config.media.framerate
+                ),
+            ),
+            None => r.push(
+                Level::Fail,
+                "camera",
+                "media.video_source = \"libcamera\" but libcamerasrc is missing: install \
+                 gstreamer1.0-libcamera (Raspberry Pi OS) or set media.video_source = \"v4l2\"",
+            ),
+        },
         (SourceKind::Device(dev), _) => {
             if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open(dev) {
                 r.push(Level::Fail, "camera", access_problem(dev, &e));
@@ -278,6 +294,7 @@ fn sound(r: &mut Report, config: &Config, plan: &MediaPlan) {
     }
     match &plan.audio_source {
         SourceKind::Device(d) => r.push(Level::Ok, "sound", format!("microphone: alsasrc {d}")),
+        SourceKind::Libcamera => {} // never an audio source
         SourceKind::Test if config.media.audio_source == config::AudioSource::Test => r.push(
             Level::Ok,
             "sound",

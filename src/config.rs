@@ -206,8 +206,11 @@ pub enum VideoSource {
     /// `v4l2` when `video_device` exists, `test` otherwise.
     #[default]
     Auto,
-    /// A V4L2 camera (`v4l2src`).
+    /// A V4L2 camera (`v4l2src`): USB webcams; raw or MJPEG chosen from what it offers.
     V4l2,
+    /// A camera through libcamera (`libcamerasrc`, package gstreamer1.0-libcamera):
+    /// the Raspberry Pi's CSI cameras, whose ISP libcamera drives.
+    Libcamera,
     /// Moving test pattern (`videotestsrc`).
     Test,
 }

@@ -21,6 +21,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("opusdec", "gstreamer1.0-plugins-base"),
     ("v4l2src", "gstreamer1.0-plugins-good"),
     ("jpegdec", "gstreamer1.0-plugins-good"),
+    ("libcamerasrc", "gstreamer1.0-libcamera"),
     ("rtpopuspay", "gstreamer1.0-plugins-good"),
     ("rtph264pay", "gstreamer1.0-plugins-good"),
     ("rtph264depay", "gstreamer1.0-plugins-good"),

@@ -80,7 +80,7 @@ pub enum MediaError {
 /// Concrete sources and sinks after resolving `auto` against the machine.
 #[derive(Debug, Clone)]
 pub struct MediaPlan {
-    /// `v4l2src device=…` or `videotestsrc`.
+    /// `v4l2src device=…`, `libcamerasrc` or `videotestsrc`.
     pub video_source: SourceKind,
     /// `alsasrc device=…` or `audiotestsrc`.
     pub audio_source: SourceKind,
@@ -104,6 +104,8 @@ pub struct MediaPlan {
 pub enum SourceKind {
     /// Real hardware.
     Device(String),
+    /// The first camera libcamera finds (`libcamerasrc`).
+    Libcamera,
     /// Test signal.
     Test,
 }
@@ -129,6 +131,7 @@ impl MediaPlan {
                 SourceKind::Device(config.video_device.display().to_string())
             }
             config::VideoSource::Test => SourceKind::Test,
+            config::VideoSource::Libcamera => SourceKind::Libcamera,
             config::VideoSource::Auto if config.video_device.exists() => {
                 SourceKind::Device(config.video_device.display().to_string())
             }
@@ -179,6 +182,7 @@ impl MediaPlan {
         let mut v: Vec<&'static str> = elements::CORE.to_vec();
         v.push(match self.video_source {
             SourceKind::Device(_) => "v4l2src",
+            SourceKind::Libcamera => "libcamerasrc",
             SourceKind::Test => "videotestsrc",
         });
         if matches!(self.video_source, SourceKind::Device(_)) {
@@ -186,7 +190,7 @@ impl MediaPlan {
             v.push("jpegdec");
         }
         v.push(match self.audio_source {
-            SourceKind::Device(_) => "alsasrc",
+            SourceKind::Device(_) | SourceKind::Libcamera => "alsasrc",
             SourceKind::Test => "audiotestsrc",
         });
         v.extend(["videoscale", "videorate", self.video_sink, self.audio_sink]);

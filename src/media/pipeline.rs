@@ -409,7 +409,8 @@ fn build_publisher(
             e.set_property("device", dev);
             e
         }
-        SourceKind::Test => {
+        // Never an audio source: resolved for video only.
+        SourceKind::Test | SourceKind::Libcamera => {
             let e = make("audiotestsrc", W)?;
             e.set_property("is-live", true);
             e.set_property("freq", 523.25f64);
@@ -460,6 +461,8 @@ fn add_camera(
             }
             e
         }
+        // libcamera's ISP scales to the caps asked for; raw only.
+        SourceKind::Libcamera => make("libcamerasrc", W)?,
         SourceKind::Test => {
             let e = make("videotestsrc", W)?;
             e.set_property("is-live", true);
