@@ -68,6 +68,17 @@ fn err(which: &'static str) -> impl Fn(gst::glib::BoolError) -> MediaError {
     }
 }
 
+/// `factory` named `name` (the echo canceller and the volumes are looked up by name).
+fn make_named(factory: &str, name: &str, which: &'static str) -> Result<gst::Element, MediaError> {
+    gst::ElementFactory::make(factory)
+        .name(name)
+        .build()
+        .map_err(|e| MediaError::Build {
+            which,
+            detail: format!("element {factory}: {e}"),
+        })
+}
+
 fn caps_48k_mono(which: &'static str) -> Result<gst::Element, MediaError> {
     let f = make("capsfilter", which)?;
     f.set_property(
@@ -121,13 +132,7 @@ pub fn add_microphone(
         dsp.set_property("gain-control", false);
         chain.push(dsp);
     }
-    let volume = gst::ElementFactory::make("volume")
-        .name("mic-volume")
-        .build()
-        .map_err(|e| MediaError::Build {
-            which: W,
-            detail: format!("element volume: {e}"),
-        })?;
+    let volume = make_named("volume", "mic-volume", W)?;
     chain.push(volume);
     let out = make("queue", W)?;
     chain.push(out.clone());
@@ -180,13 +185,7 @@ pub fn add_speaker(
     mixer.set_property_from_str("start-time-selection", "first");
     // The speaker volume when no ALSA mixer control does it (media::speaker), before
     // the probe: the echo canceller must hear what the speaker plays.
-    let volume = gst::ElementFactory::make("volume")
-        .name(SPEAKER_VOLUME)
-        .build()
-        .map_err(|e| MediaError::Build {
-            which: W,
-            detail: format!("element volume: {e}"),
-        })?;
+    let volume = make_named("volume", SPEAKER_VOLUME, W)?;
     let mut chain = vec![
         mixer.clone(),
         make("audioconvert", W)?,
@@ -195,13 +194,7 @@ pub fn add_speaker(
         volume,
     ];
     if plan.echo_cancel {
-        let probe = gst::ElementFactory::make("webrtcechoprobe")
-            .name(ECHO_PROBE)
-            .build()
-            .map_err(|e| MediaError::Build {
-                which: W,
-                detail: format!("element webrtcechoprobe: {e}"),
-            })?;
+        let probe = make_named("webrtcechoprobe", ECHO_PROBE, W)?;
         chain.push(probe);
     }
     let tee = make("tee", W)?;
