@@ -198,10 +198,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let settings = settings_from(&config);
     let mut state = State::new();
-    state.volume = call::Volume {
+    let configured_volume = call::Volume {
         call: config.audio.volume,
         ringtone: config.audio.ringtone_volume,
     };
+    // The volumes the buttons last set, kept across restarts under systemd.
+    let volume_file = crate::state_file::VolumeFile::from_env(configured_volume);
+    state.volume = volume_file.as_ref().map_or(configured_volume, |f| f.load());
     let mut timers = Timers::new(events_tx.clone());
     let mut calls_answered = 0u64;
     let mut last_outputs: Option<Outputs> = None;
@@ -257,6 +260,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         let before = state.phase.name();
         let before_phase = state.phase.clone();
+        let before_volume = state.volume;
         let now = Instant::now();
         let (next, effects) = call::step(state, event.clone(), now, &settings);
         state = next;
@@ -273,6 +277,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             if matches!(state.phase, Phase::Joining { attempt: 0, .. }) {
                 calls_answered += 1;
             }
+        }
+        if state.volume != before_volume
+            && let Some(f) = &volume_file
+        {
+            // A ~60-byte file on local storage, once per button press.
+            f.save(state.volume);
         }
         // Outputs first: the ringtone stops before media starts on the same speaker.
         let out = call::outputs(&state);

@@ -14,3 +14,4 @@ pub mod media;
 pub mod screen;
 pub mod service;
 pub mod signaling;
+pub mod state_file;

@@ -141,3 +141,35 @@ fn volume_buttons_change_what_the_speaker_plays_and_the_screen_shows_it() {
     let s = w.status().expect("status");
     assert_eq!(s.volume.map(|v| (v.call, v.ringtone)), Some((50, 50)));
 }
+
+/// Under systemd (`$STATE_DIRECTORY`) the volumes the buttons set survive a restart,
+/// as a power cut must not undo them.
+#[test]
+fn the_volume_set_by_the_buttons_survives_a_restart() {
+    let mut w = World::start();
+    let state = w.dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let state_env = state.display().to_string();
+    let cred = w.box_credential.clone();
+    let start = |w: &mut World| {
+        w.start_daemon_env(&cred, "", &[("STATE_DIRECTORY", &state_env)]);
+        w.wait_status("online", Duration::from_secs(20), |s| {
+            s.hub_online && s.state == "idle"
+        })
+    };
+    let s = start(&mut w);
+    assert_eq!(s.volume.map(|v| (v.call, v.ringtone)), Some((80, 80)));
+    press(&w, "volume_down", "ringtone 70 %", |s| {
+        s.volume.is_some_and(|v| v.ringtone == 70)
+    });
+    let mut daemon = w.daemon.take().unwrap();
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let s = start(&mut w);
+    assert_eq!(
+        s.volume.map(|v| (v.call, v.ringtone)),
+        Some((80, 70)),
+        "the ringtone's volume as the button left it"
+    );
+    assert!(w.daemon_log().contains("speaker volume as last set"));
+}

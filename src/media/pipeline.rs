@@ -216,7 +216,9 @@ impl Session {
     ///
     /// [`INTERVAL`]: super::quality::INTERVAL
     pub fn sample_network(&mut self) -> Option<super::quality::Link> {
+        let t0 = std::time::Instant::now();
         let reading = self.stats.sample(&self.publish, &self.subscribe)?;
+        let cost_us = t0.elapsed().as_micros() as u64;
         let link = self.meter.update(std::time::Instant::now(), reading)?;
         tracing::debug!(
             call_id = %self.call_id,
@@ -226,6 +228,7 @@ impl Session {
             rtt_ms = link.rtt_ms,
             jitter_ms = link.jitter_ms,
             receive_kbps = link.receive_kbps,
+            cost_us,
             "network"
         );
         Some(link)
