@@ -100,14 +100,14 @@ fn volume_buttons_change_what_the_speaker_plays_and_the_screen_shows_it() {
     let n = s.network.unwrap();
     println!(
         "network in an audio call on loopback: {:?}, receive loss {:.1} %, send loss {:?} %, RTT {:?} ms, \
-         jitter {:?} ms, {:.0} kbit/s in",
-        n.quality, n.receive_loss_pct, n.send_loss_pct, n.rtt_ms, n.jitter_ms, n.receive_kbps
+         jitter {:?} ms, {:.0} kbit/s out",
+        n.quality, n.receive_loss_pct, n.send_loss_pct, n.rtt_ms, n.jitter_ms, n.send_kbps
     );
     assert_eq!(n.quality, callbox::media::quality::Quality::Good, "{n:?}");
     assert!(n.jitter_ms.unwrap() < 30.0, "loopback jitter: {n:?}");
     assert!(
-        n.receive_kbps > 10.0,
-        "the caller's Opus arrives (tens of kbit/s): {n:?}"
+        n.send_kbps > 10.0,
+        "the box's Opus leaves (tens of kbit/s): {n:?}"
     );
     let loud = echo_level(&mut caller);
     for v in [90u8, 80, 70, 60, 50] {

@@ -103,7 +103,7 @@ pub struct Status {
     /// The call's and the ringtone's volumes, %.
     #[serde(default)]
     pub volume: Option<crate::call::Volume>,
-    /// The call's network over the last 2 s: loss both ways (%), RTT (ms), received
+    /// The call's network over the last 2 s: loss both ways (%), RTT and jitter (ms), sent
     /// kbit/s and `quality` (good / fair / poor); absent outside a call.
     #[serde(default)]
     pub network: Option<crate::media::quality::Link>,

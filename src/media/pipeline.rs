@@ -25,8 +25,7 @@ pub struct Session {
     remote_channels: Arc<std::sync::Mutex<Vec<String>>>,
     started_reported: bool,
     failed: bool,
-    /// The call's WebRTC statistics and what they say about the network.
-    stats: super::stats::StatsProbe,
+    /// What the call's statistics say about the network.
     meter: super::quality::Meter,
 }
 
@@ -113,7 +112,6 @@ impl Session {
             remote_channels,
             started_reported: false,
             failed: false,
-            stats: Default::default(),
             meter: Default::default(),
         };
         session.set_mic_muted(mic_muted);
@@ -211,13 +209,13 @@ impl Session {
     }
 
     /// The `intervideosink` channels of the remote videos so far, oldest first.
-    /// The network since the last call of this (every [`INTERVAL`]); `None` until the
-    /// subscriber's webrtcbin has answered twice.
+    /// The network since the last call of this (every [`INTERVAL`]); `None` until a
+    /// remote track has been received for two samples.
     ///
     /// [`INTERVAL`]: super::quality::INTERVAL
     pub fn sample_network(&mut self) -> Option<super::quality::Link> {
         let t0 = std::time::Instant::now();
-        let reading = self.stats.sample(&self.publish, &self.subscribe)?;
+        let reading = super::stats::sample(&self.publish, &self.subscribe)?;
         let cost_us = t0.elapsed().as_micros() as u64;
         let link = self.meter.update(std::time::Instant::now(), reading)?;
         tracing::debug!(
@@ -227,7 +225,7 @@ impl Session {
             send_loss_pct = link.send_loss_pct,
             rtt_ms = link.rtt_ms,
             jitter_ms = link.jitter_ms,
-            receive_kbps = link.receive_kbps,
+            send_kbps = link.send_kbps,
             cost_us,
             "network"
         );

@@ -2,17 +2,16 @@
 //! round-trip time and the received bitrate, summed up as good / fair / poor for the
 //! screen's indicator and `callbox status`.
 //!
-//! Pure: the media thread reads the numbers from webrtcbin (`get-stats`, GStreamer
-//! 1.22's `gstwebrtcstats.c`) and `livekitwebrtcsink`'s `stats` property, and feeds
-//! them here every [`INTERVAL`]:
-//! - received: `inbound-rtp` `packets-received` (u64), `packets-lost` (i64, the
-//!   jitterbuffer's count), `bytes-received` (u64), cumulative, summed over tracks;
-//!   and the interarrival `jitter` (s), the worst track's;
-//! - sent: `remote-inbound-rtp` (from the SFU's RTCP receiver reports)
-//!   `fraction-lost` (0–1) and `round-trip-time` (s), when the SFU sends them.
-//!   webrtcbin 1.22 has no RTT on the receiving side nor on its candidate pairs, and
-//!   LiveKit 1.13 sent no receiver reports to the box's publisher here, so the RTT is
-//!   often unknown and the summary rests on loss and jitter.
+//! Pure: the media thread reads the numbers (`media::stats`: the subscriber's
+//! jitterbuffers, `livekitwebrtcsink`'s `stats`) and feeds them here every
+//! [`INTERVAL`]:
+//! - received: packets pushed and lost by the jitterbuffers (cumulative, summed over
+//!   tracks) and their average jitter, the worst track's;
+//! - sent: bytes sent, and the SFU's RTCP receiver reports' `fraction-lost` (0–1) and
+//!   round-trip time when it sends them. webrtcbin 1.22 has no RTT on the receiving
+//!   side nor on its candidate pairs, and LiveKit 1.13 sent no receiver reports to
+//!   the box's publisher here, so the RTT is often unknown and the summary rests on
+//!   loss and jitter.
 
 use std::time::{Duration, Instant};
 
@@ -62,9 +61,9 @@ pub struct Reading {
     pub packets_received: u64,
     /// RTP packets lost on the way in (may go down when late packets arrive).
     pub packets_lost: i64,
-    /// Payload bytes received.
-    pub bytes_received: u64,
-    /// The worst received track's interarrival jitter, ms.
+    /// Bytes the publisher sent, all tracks.
+    pub bytes_sent: u64,
+    /// The worst received track's jitter, ms.
     pub jitter_ms: Option<f64>,
     /// The worst `fraction-lost` the SFU reports for what the box sends, 0–1.
     pub sent_fraction_lost: Option<f64>,
@@ -81,10 +80,10 @@ pub struct Link {
     pub send_loss_pct: Option<f64>,
     /// Round-trip time, ms, when the SFU reports it.
     pub rtt_ms: Option<f64>,
-    /// The worst received track's interarrival jitter, ms.
+    /// The worst received track's jitter, ms.
     pub jitter_ms: Option<f64>,
-    /// Received bitrate, kbit/s.
-    pub receive_kbps: f64,
+    /// Sent bitrate, kbit/s (the camera and microphone as they leave the box).
+    pub send_kbps: f64,
     /// The summary.
     pub quality: Quality,
 }
@@ -133,9 +132,7 @@ impl Meter {
             send_loss_pct,
             rtt_ms: r.rtt_ms,
             jitter_ms: r.jitter_ms,
-            receive_kbps: r.bytes_received.saturating_sub(p.bytes_received) as f64 * 8.0
-                / 1000.0
-                / secs,
+            send_kbps: r.bytes_sent.saturating_sub(p.bytes_sent) as f64 * 8.0 / 1000.0 / secs,
             quality: classify(loss, r.rtt_ms, r.jitter_ms),
         })
     }
@@ -164,7 +161,7 @@ mod tests {
         let r0 = Reading {
             packets_received: 1000,
             packets_lost: 10,
-            bytes_received: 500_000,
+            bytes_sent: 500_000,
             ..Reading::default()
         };
         assert_eq!(
@@ -177,14 +174,14 @@ mod tests {
         let r1 = Reading {
             packets_received: 1190,
             packets_lost: 20,
-            bytes_received: 750_000,
+            bytes_sent: 750_000,
             sent_fraction_lost: Some(0.01),
             rtt_ms: Some(40.0),
             jitter_ms: Some(4.0),
         };
         let l = m.update(t0 + INTERVAL, r1).unwrap();
         assert!((l.receive_loss_pct - 5.0).abs() < 1e-9, "{l:?}");
-        assert!((l.receive_kbps - 1000.0).abs() < 1e-9, "{l:?}");
+        assert!((l.send_kbps - 1000.0).abs() < 1e-9, "{l:?}");
         assert_eq!(l.send_loss_pct, Some(1.0));
         assert_eq!(l.quality, Quality::Fair);
         // A clean interval is good again; late packets lowering the lost count are not
@@ -192,7 +189,7 @@ mod tests {
         let r2 = Reading {
             packets_received: 1390,
             packets_lost: 18,
-            bytes_received: 1_000_000,
+            bytes_sent: 1_000_000,
             sent_fraction_lost: Some(0.0),
             rtt_ms: Some(40.0),
             jitter_ms: Some(4.0),
