@@ -371,7 +371,7 @@ async def scenario(args: argparse.Namespace) -> int:
         checks.check("privacy LED lit during the call", v.strip() == "1", v.strip())
         rc, st = await guest.run("top -b -n 1 -w 120 | head -16", timeout=30)
         print("guest load in the call:\n" + st, flush=True)
-        rc, st = await guest.run("wait_frames_received 30 60; callbox status")
+        rc, st = await guest.run("wait_frames_received 30 60 && callbox status", timeout=100)
         summary["box_status_in_call"] = st.strip()[-600:]
         checks.check("the box decodes the caller's video (callbox status: >= 30 frames)", rc == 0,
                      " ".join(st.split())[:300])

@@ -66,14 +66,16 @@ wait_state() {
   echo "state is ${s:-unknown}, not $want" >&2
   return 1
 }
+# A deadline in seconds, not a count of polls: under TCG one `callbox status` takes
+# a good part of a second.
 wait_frames_received() {
-  local n
-  for _ in $(seq $((${2:-30} * 5))); do
+  local n end=$((SECONDS + ${2:-30}))
+  while ((SECONDS < end)); do
     n=$(callbox status 2>/dev/null | sed -n 's/.*"video_frames_received": *\([0-9]*\).*/\1/p')
     [ "${n:-0}" -ge "$1" ] && return 0
     sleep 0.2
   done
-  echo "the box decoded ${n:-0} frames, not $1" >&2
+  echo "the box decoded ${n:-0} frames in ${2:-30} s, not $1"
   return 1
 }
 play_tone() {
