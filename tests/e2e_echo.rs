@@ -24,24 +24,7 @@ fn echo_level(echo_cancellation: bool) -> (f64, f64) {
         ),
         "",
     );
-    let mut caller = w.dial(
-        "box1",
-        &[
-            "--call-type",
-            "audio",
-            "--audio-only",
-            "--tone-level-hz",
-            "440",
-            "523.25",
-            "--tone-level-after",
-            "8",
-            "--min-remote-audio-frames",
-            "1300",
-            "--timeout",
-            "60",
-            "--no-hangup",
-        ],
-    );
+    let mut caller = w.dial_audio_levels(&["440", "523.25"], "8", "1300");
     caller.expect_event("media_ok", Duration::from_secs(60));
     let counts = caller_counts(&mut caller);
     let level = |hz: &str| {

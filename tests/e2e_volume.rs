@@ -75,23 +75,7 @@ fn volume_buttons_change_what_the_speaker_plays_and_the_screen_shows_it() {
     );
 
     // In a call: the call's volume, heard by the caller through the echo.
-    let mut caller = w.dial(
-        "box1",
-        &[
-            "--call-type",
-            "audio",
-            "--audio-only",
-            "--tone-level-hz",
-            "440",
-            "--tone-level-after",
-            "3",
-            "--min-remote-audio-frames",
-            "300",
-            "--timeout",
-            "60",
-            "--no-hangup",
-        ],
-    );
+    let mut caller = w.dial_audio_levels(&["440"], "3", "300");
     caller.expect_event("media_ok", Duration::from_secs(60));
     // The network indicator's figures, from WebRTC stats: on loopback, good.
     let s = w.wait_status("network measured", Duration::from_secs(15), |s| {

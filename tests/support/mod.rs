@@ -205,6 +205,25 @@ level = "info,callbox=debug"
         }
     }
 
+    /// Dials `box1` for an audio-only call in which the caller measures the level it
+    /// receives at each frequency of `hz` (`tone_levels_db` in its counts) from
+    /// `after_s` seconds after its first audio; `media_ok` after `min_audio_frames`.
+    /// The caller stays until told to hang up.
+    pub fn dial_audio_levels(&self, hz: &[&str], after_s: &str, min_audio_frames: &str) -> PyPeer {
+        let mut args = vec!["--call-type", "audio", "--audio-only", "--tone-level-hz"];
+        args.extend_from_slice(hz);
+        args.extend([
+            "--tone-level-after",
+            after_s,
+            "--min-remote-audio-frames",
+            min_audio_frames,
+            "--timeout",
+            "60",
+            "--no-hangup",
+        ]);
+        self.dial("box1", &args)
+    }
+
     pub fn dial(&self, callee: &str, extra: &[&str]) -> PyPeer {
         self.dial_as(&self.alice, callee, extra)
     }
