@@ -209,6 +209,15 @@ def cadence_ok(led_runs: list[tuple[int, int]]) -> tuple[bool, str]:
     return False, seen
 
 
+def loudest_rms(raw: bytes) -> float:
+    """RMS / full scale of the loudest 100 ms of `raw` (S16LE mono, 48 kHz)."""
+    samples = np.frombuffer(raw[: len(raw) // 2 * 2], dtype=np.int16).astype(np.float64)
+    if samples.size < 4800:
+        return 0.0
+    frames = samples[: samples.size // 4800 * 4800].reshape(-1, 4800) / 32768.0
+    return float(np.sqrt(np.mean(frames ** 2, axis=1)).max())
+
+
 def tone_share(raw: bytes, hz: float) -> tuple[float, float]:
     """(share of 10 ms frames whose strongest frequency is `hz`, RMS / full scale)."""
     samples = np.frombuffer(raw[: len(raw) // 2 * 2], dtype=np.int16).astype(np.float64)
@@ -325,13 +334,18 @@ async def scenario(args: argparse.Namespace) -> int:
         rc, st = await guest.run("state")
         checks.check("box idle before the call", st.strip() == "idle", st.strip())
         mic = guest.start(f"play_tone {MIC_TONE_HZ} 120")
+        # The card's capture side is opened before the box plays anything: opened
+        # while the ring already played, it recorded 4 s of exact zeros in 2 of 7 runs
+        # while the daemon logged the ring playing (root cause not found; the line
+        # below prints the daemon's own count of audible buffers next to the level).
+        ring_sound = guest.start("record_speaker 20 \"$LAB_SHARE/ring.raw\"")
+        await asyncio.sleep(1)
         caller = await Caller.dial(hub, cred, box, *media_args, "--expect-pattern", "vivid-bars",
                                    "--min-video-frames", "60", "--expect-tone-hz", str(MIC_TONE_HZ),
                                    "--min-tone-frames", "50",
                                    "--save-frame", str(out / "caller-saw-box.png"))
         rc, st = await guest.run("wait_state ringing 30")
         checks.check("the box rings (callbox status: ringing)", rc == 0, st.strip())
-        ring_sound = guest.start("record_speaker 4 \"$LAB_SHARE/ring.raw\"")
         rc, samples = await guest.run("sample_leds 7", timeout=40)
         status_runs = runs(samples, 1)
         ok, seen = cadence_ok(status_runs)
@@ -339,9 +353,12 @@ async def scenario(args: argparse.Namespace) -> int:
         privacy_runs = runs(samples, 2)
         privacy_lit = any(line.split()[2:3] == ["1"] for line in samples.splitlines())
         checks.check("privacy LED dark while ringing", not privacy_lit, f"{len(privacy_runs)} changes")
-        await guest.result(ring_sound, 30)
-        _, rms = tone_share((share / "ring.raw").read_bytes() if (share / "ring.raw").exists() else b"", 0)
-        checks.check("the ringtone plays on the box's sound card (snd-aloop)", rms > 0.01, f"RMS {rms:.3f}")
+        _, audible = await guest.run(
+            "callbox status | tr -d ' \\n' | grep -o '\"ringtone_audible_buffers\":[0-9]*'")
+        await guest.result(ring_sound, 40)
+        rms = loudest_rms((share / "ring.raw").read_bytes() if (share / "ring.raw").exists() else b"")
+        checks.check("the ringtone plays on the box's sound card (snd-aloop)", rms > 0.01,
+                     f"loudest 100 ms RMS {rms:.3f}; the daemon: {audible.strip()}")
         # Volume through a real ALSA mixer control (lab/guest/asound.conf's softvol
         # "Speaker" on the Loopback card): the ring at 80 %, volume-down twice on the
         # gpio-sim chip takes it to 60 %: the control must read 60 % on both channels
