@@ -130,6 +130,27 @@ fn the_screen_shows_each_state_of_a_call() {
     );
     assert!(ended.share(WHOLE, is_background) > 0.6);
     let _ = caller.wait_exit(Duration::from_secs(20));
+
+    // The next call shows its caller in the same place: the screen's tiles outlive a
+    // call (hidden, never removed), and the new call's video takes the first one again.
+    let caller = w.dial(
+        "box1",
+        &["--min-video-frames", "30", "--timeout", "60", "--no-hangup"],
+    );
+    w.wait_status("ringing again", Duration::from_secs(20), |s| {
+        s.state == "ringing"
+    });
+    w.ctl(&["answer"]);
+    w.wait_status("second call, 30 frames", Duration::from_secs(30), |s| {
+        s.state == "in_call" && s.video_frames_received >= 30
+    });
+    let second = w.screenshot("in-call-second");
+    report("in-call-second", &second);
+    assert!(
+        second.share(MIDDLE, is_caller_colour) > 0.5,
+        "the second call's caller fills the main region"
+    );
+    support::hang_up(&w, caller);
 }
 
 /// Three parties: alice calls the box and bob at once (both H.264); the box shows both

@@ -20,17 +20,26 @@ pub struct Session {
     subscribe: gst::Pipeline,
     /// Set by `livekitwebrtcsink`'s `consumer-added`: the SFU session exists.
     joined: Arc<AtomicBool>,
-    /// The `intervideosink` channels of the remote videos, in the order they appeared
-    /// (the screen shows one tile each).
-    remote_channels: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The remote videos playing, in the order they appeared: (the source pad's name,
+    /// its `intervideosink` channel); the screen shows one tile each.
+    remote_channels: RemoteVideos,
     started_reported: bool,
     failed: bool,
     /// What the call's statistics say about the network.
     meter: super::quality::Meter,
 }
 
-/// Numbers the remote video channels of the process (`callbox-remote-N`).
-static NEXT_REMOTE: AtomicU64 = AtomicU64::new(0);
+/// The remote videos of a call: (source pad name, channel), oldest first.
+type RemoteVideos = Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// The first remote video slot ([`super::screen::remote_channel`]) not in `list`; past
+/// the screen's pool, a channel no tile shows.
+fn free_channel(list: &[(String, String)]) -> String {
+    (0..)
+        .map(super::screen::remote_channel)
+        .find(|c| !list.iter().any(|(_, used)| used == c))
+        .expect("an unbounded range has a free slot")
+}
 
 fn build_err(which: &'static str) -> impl Fn(glib::BoolError) -> MediaError {
     move |e| MediaError::Build {
@@ -208,7 +217,6 @@ impl Session {
         out
     }
 
-    /// The `intervideosink` channels of the remote videos so far, oldest first.
     /// The network since the last call of this (every [`INTERVAL`]); `None` until a
     /// remote track has been received for two samples.
     ///
@@ -232,10 +240,11 @@ impl Session {
         Some(link)
     }
 
+    /// The `intervideosink` channels of the remote videos playing, oldest first.
     pub fn remote_channels(&self) -> Vec<String> {
         self.remote_channels
             .lock()
-            .map(|c| c.clone())
+            .map(|l| l.iter().map(|(_, c)| c.clone()).collect())
             .unwrap_or_default()
     }
 
@@ -536,7 +545,7 @@ fn build_subscriber(
     call_id: &str,
     (url, token): (&str, &str),
     own_publisher: &str,
-    (counters, remote_channels): (&Arc<Counters>, &Arc<std::sync::Mutex<Vec<String>>>),
+    (counters, remote_channels): (&Arc<Counters>, &RemoteVideos),
     track_codecs: Arc<dyn TrackCodecSource>,
 ) -> Result<gst::Pipeline, MediaError> {
     const W: &str = "subscribe";
@@ -582,10 +591,10 @@ fn build_subscriber(
         let mut channel = None;
         let (desc, pick): (String, fn(&Counters) -> &AtomicU64) = if name.starts_with("video") {
             // To the call screen, which composes it (media::screen).
-            let c = format!(
-                "callbox-remote-{}",
-                NEXT_REMOTE.fetch_add(1, Ordering::Relaxed)
-            );
+            let c = channels
+                .lock()
+                .map(|l| free_channel(&l))
+                .unwrap_or_else(|_| super::screen::remote_channel(0));
             let desc =
                 format!("queue ! videoconvert ! intervideosink name={REMOTE_SINK} channel={c}");
             channel = Some(c);
@@ -627,9 +636,17 @@ fn build_subscriber(
         }
         let _ = bin.sync_state_with_parent();
         if let (Some(c), Ok(mut list)) = (channel, channels.lock()) {
-            list.push(c);
+            tracing::info!(pad = %name, channel = %c, "remote video playing");
+            list.push((name.to_string(), c));
         }
         tracing::info!(pad = %name, "remote track playing");
+    });
+    // A remote video that ends (its participant left) frees its tile.
+    let channels = remote_channels.clone();
+    src.connect_pad_removed(move |_, pad| {
+        if let Ok(mut list) = channels.lock() {
+            list.retain(|(p, _)| p != pad.name().as_str());
+        }
     });
     Ok(pipeline)
 }

@@ -8,8 +8,9 @@
 //! ```
 //!
 //! A call's subscriber pipeline ends each remote video in an `intervideosink` with its
-//! own channel, the publisher tees the camera into the `self` channel; the screen adds
-//! one `intervideosrc` tile per channel, placed by [`screen::layout`], fitted with the
+//! own channel, the publisher tees the camera into the `self` channel; the screen has
+//! one `intervideosrc` tile per channel, built at start and shown or hidden, placed by
+//! [`screen::layout`], fitted with the
 //! compositor pad's `sizing-policy=keep-aspect-ratio` (letterboxed). Texts are set on
 //! the two `textoverlay`s (`auto-resize`: the font scales with the width) once a
 //! second. [`Screen::snapshot_png`] encodes the sink's last frame (`last-sample`).
@@ -23,13 +24,23 @@ use crate::screen::{self, Scene, ScreenConfig};
 
 /// The `intervideosink`/`intervideosrc` channel of the box's own camera.
 pub const SELF_CHANNEL: &str = "callbox-self";
+/// The most remote videos the screen shows at once: the hub allows 8 participants in
+/// a call, 7 besides the box. A call's subscriber numbers its remote videos into the
+/// slots `0..MAX_REMOTE_VIDEOS` ([`remote_channel`]); a video beyond them is received
+/// but not shown.
+pub const MAX_REMOTE_VIDEOS: usize = 7;
+
+/// The `intervideosink`/`intervideosrc` channel of remote video slot `slot`
+/// (`callbox-remote-0` …).
+pub fn remote_channel(slot: usize) -> String {
+    format!("callbox-remote-{slot}")
+}
 /// Background colour (ARGB): a slate blue that no test pattern uses (far from black).
 const BACKGROUND: u32 = 0xff28_3060;
 
 /// The composed screen.
 pub struct Screen {
     pipeline: gst::Pipeline,
-    mixer: gst::Element,
     /// The background's compositor pad: alpha 0 blanks the screen (the compositor's
     /// own black background shows). The background `videotestsrc` itself is never
     /// changed while running: GStreamer 1.22's videotestsrc caches a solid-colour
@@ -58,9 +69,22 @@ pub struct Screen {
     /// Translucent dark bands behind the headline and the bottom line in a call, so
     /// the words stay legible over any video: compositor pads of solid black sources.
     bands: [gst::Pad; 2],
-    /// Remote tiles: (channel, source, compositor pad).
-    remotes: Vec<(String, gst::Element, gst::Pad)>,
-    self_view: Option<(gst::Element, gst::Pad)>,
+    /// One tile per remote video slot ([`remote_channel`]) used so far: made when a
+    /// call first needs it and never removed; a tile not in use is hidden (compositor
+    /// pad alpha 0, which the compositor skips). Releasing a compositor request pad
+    /// while it aggregated was the suspect of a teardown crash (`GLib-GObject-WARNING:
+    /// class of invalid type '(null)'`, then the process gone, once in a CI run).
+    /// Made lazily because each tile's `intervideosrc` pushes black frames all the
+    /// time: a full pool at start doubled the idle screen's CPU (14 → 27 % of a core,
+    /// 1280×720, debug build).
+    mixer: gst::Element,
+    tiles: Vec<gst::Pad>,
+    /// The slots shown, in the order of the call's remote videos.
+    remotes: Vec<usize>,
+    /// The self-view tile ([`SELF_CHANNEL`]), made at the first self-view, then hidden
+    /// the same way.
+    self_tile: Option<gst::Pad>,
+    self_view: bool,
 }
 
 /// The connected connector's preferred mode (`/sys/class/drm/card*-*/modes`, first
@@ -190,7 +214,6 @@ impl Screen {
         let mut screen = Self {
             bands,
             pipeline,
-            mixer,
             background,
             header,
             footer,
@@ -204,8 +227,11 @@ impl Screen {
             shown: (String::from("\u{0}"), String::new()),
             banner: None,
             network: None,
+            mixer,
+            tiles: Vec::new(),
             remotes: Vec::new(),
-            self_view: None,
+            self_tile: None,
+            self_view: false,
         };
         screen.show(scene, None, None);
         if let Err(e) = screen.pipeline.set_state(gst::State::Playing) {
@@ -302,62 +328,65 @@ impl Screen {
         }
     }
 
-    /// Shows one tile per remote video channel (`intervideosink channel=`), in order;
-    /// tiles of channels no longer listed are removed. Only in a call: other scenes
-    /// show no remote video.
+    /// Shows one tile per remote video channel (`intervideosink channel=`, see
+    /// [`remote_channel`]), in order; the others are hidden. Only in a call: other
+    /// scenes show no remote video. A channel outside the pool is not shown.
     pub fn set_remotes(&mut self, channels: &[String]) {
-        let channels = if self.scene.shows_video() {
+        let slots: Vec<usize> = if self.scene.shows_video() {
             channels
+                .iter()
+                .filter_map(|c| (0..MAX_REMOTE_VIDEOS).find(|&s| remote_channel(s) == *c))
+                .collect()
         } else {
-            &[]
+            Vec::new()
         };
-        let same = self.remotes.len() == channels.len()
-            && self.remotes.iter().zip(channels).all(|((c, ..), n)| c == n);
-        if same {
+        if slots == self.remotes {
             return;
         }
-        for (channel, src, pad) in std::mem::take(&mut self.remotes) {
-            if !channels.contains(&channel) {
-                self.remove_tile(src, pad);
-            } else {
-                self.remotes.push((channel, src, pad));
+        let needed = slots.iter().max().map_or(0, |m| m + 1);
+        while self.tiles.len() < needed {
+            let channel = remote_channel(self.tiles.len());
+            match add_tile(&self.pipeline, &self.mixer, &channel, 1) {
+                Ok(pad) => self.tiles.push(pad),
+                Err(e) => {
+                    tracing::error!(channel, error = %e, "cannot show a remote video");
+                    break;
+                }
             }
         }
-        for channel in channels {
-            if self.remotes.iter().any(|(c, ..)| c == channel) {
-                continue;
-            }
-            match self.add_tile(channel, 1) {
-                Ok((src, pad)) => self.remotes.push((channel.clone(), src, pad)),
-                Err(e) => tracing::error!(channel, error = %e, "cannot show a remote video"),
-            }
+        let slots: Vec<usize> = slots
+            .into_iter()
+            .filter(|&s| s < self.tiles.len())
+            .collect();
+        for (slot, pad) in self.tiles.iter().enumerate() {
+            let alpha = if slots.contains(&slot) { 1.0 } else { 0.0 };
+            pad.set_property("alpha", alpha);
         }
-        // Keep the order of `channels` (the order the tracks appeared).
-        self.remotes
-            .sort_by_key(|(c, ..)| channels.iter().position(|n| n == c));
+        self.remotes = slots;
         self.place();
         self.style();
         tracing::info!(remote_videos = self.remotes.len(), "screen layout");
     }
 
     fn set_self_view(&mut self, on: bool) {
-        match (on, self.self_view.take()) {
-            (true, Some(tile)) => self.self_view = Some(tile),
-            (true, None) => match self.add_tile(SELF_CHANNEL, 2) {
-                Ok(tile) => self.self_view = Some(tile),
+        if on && self.self_tile.is_none() {
+            match add_tile(&self.pipeline, &self.mixer, SELF_CHANNEL, 2) {
+                Ok(pad) => self.self_tile = Some(pad),
                 Err(e) => tracing::error!(error = %e, "cannot show the self-view"),
-            },
-            (false, Some((src, pad))) => self.remove_tile(src, pad),
-            (false, None) => {}
+            }
+        }
+        let on = on && self.self_tile.is_some();
+        if on != self.self_view {
+            self.self_view = on;
+            if let Some(pad) = &self.self_tile {
+                pad.set_property("alpha", if on { 1.0 } else { 0.0 });
+            }
         }
         self.place();
     }
 
     fn place(&self) {
-        let corner = self
-            .self_view
-            .as_ref()
-            .map(|_| self.config.self_view_corner);
+        let corner = self.self_view.then_some(self.config.self_view_corner);
         let layout = screen::layout(self.remotes.len(), self.width, self.height, corner);
         let (w, h) = (self.width as i32, self.height as i32);
         let bands = [
@@ -378,38 +407,12 @@ impl Screen {
         for (pad, rect) in self.bands.iter().zip(&bands) {
             set_rect(pad, rect);
         }
-        for ((_, _, pad), rect) in self.remotes.iter().zip(&layout.remotes) {
-            set_rect(pad, rect);
+        for (&slot, rect) in self.remotes.iter().zip(&layout.remotes) {
+            set_rect(&self.tiles[slot], rect);
         }
-        if let (Some((_, pad)), Some(rect)) = (&self.self_view, layout.self_view) {
+        if let (Some(pad), Some(rect)) = (&self.self_tile, layout.self_view) {
             set_rect(pad, &rect);
         }
-    }
-
-    fn add_tile(&self, channel: &str, zorder: u32) -> Result<(gst::Element, gst::Pad), MediaError> {
-        let src = make("intervideosrc")?;
-        src.set_property("channel", channel);
-        // Black after 2 s without frames (a frozen picture would look like a live one).
-        src.set_property("timeout", 2 * gst::ClockTime::SECOND.nseconds());
-        self.pipeline.add(&src).map_err(build_err)?;
-        let pad = self
-            .mixer
-            .request_pad_simple("sink_%u")
-            .ok_or_else(|| build_err("compositor gave no sink pad"))?;
-        pad.set_property("zorder", zorder);
-        pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
-        let srcpad = src.static_pad("src").expect("intervideosrc has a src pad");
-        srcpad
-            .link(&pad)
-            .map_err(|e| build_err(format!("linking {channel}: {e:?}")))?;
-        src.sync_state_with_parent().map_err(build_err)?;
-        Ok((src, pad))
-    }
-
-    fn remove_tile(&self, src: gst::Element, pad: gst::Pad) {
-        let _ = src.set_state(gst::State::Null);
-        let _ = self.pipeline.remove(&src);
-        self.mixer.release_request_pad(&pad);
     }
 
     /// The last composed frame as a PNG file's bytes: the first frame composed after
@@ -498,6 +501,32 @@ fn add_band(pipeline: &gst::Pipeline, mixer: &gst::Element) -> Result<gst::Pad, 
         .expect("capsfilter has a src pad")
         .link(&pad)
         .map_err(|e| build_err(format!("linking a band: {e:?}")))?;
+    Ok(pad)
+}
+
+/// A hidden tile (alpha 0) in the running `pipeline` showing `channel` through an `intervideosrc`, at `zorder`.
+fn add_tile(
+    pipeline: &gst::Pipeline,
+    mixer: &gst::Element,
+    channel: &str,
+    zorder: u32,
+) -> Result<gst::Pad, MediaError> {
+    let src = make("intervideosrc")?;
+    src.set_property("channel", channel);
+    // Black after 2 s without frames (a frozen picture would look like a live one).
+    src.set_property("timeout", 2 * gst::ClockTime::SECOND.nseconds());
+    pipeline.add(&src).map_err(build_err)?;
+    let pad = mixer
+        .request_pad_simple("sink_%u")
+        .ok_or_else(|| build_err("compositor gave no sink pad"))?;
+    pad.set_property("zorder", zorder);
+    pad.set_property("alpha", 0.0f64);
+    pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
+    src.static_pad("src")
+        .expect("intervideosrc has a src pad")
+        .link(&pad)
+        .map_err(|e| build_err(format!("linking {channel}: {e:?}")))?;
+    src.sync_state_with_parent().map_err(build_err)?;
     Ok(pad)
 }
 
