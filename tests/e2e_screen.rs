@@ -154,7 +154,7 @@ fn the_screen_shows_each_state_of_a_call() {
 }
 
 /// Three parties: alice calls the box and bob at once (both H.264); the box shows both
-/// callers side by side, with its self-view in the corner.
+/// callers side by side, with its self-view in the corner, and names both.
 #[test]
 fn two_callers_share_the_screen_as_a_grid() {
     let w = World::with_online_box("", "[screen]\nwidth = 640\nheight = 360\n");
@@ -188,6 +188,10 @@ fn two_callers_share_the_screen_as_a_grid() {
     bob.expect_event("media_ok", Duration::from_secs(60));
     w.wait_status("two callers' video", Duration::from_secs(30), |s| {
         s.state == "in_call" && s.video_frames_received >= 90
+    });
+    // bob answered before the box: the hub tells the box he is in the call too.
+    w.wait_status("both callers named", Duration::from_secs(5), |s| {
+        s.caller.as_deref() == Some("alice") && s.participants == ["bob"]
     });
     let grid = w.screenshot("grid");
     let left = grid.share((0.08, 0.3, 0.42, 0.6), is_caller_colour);

@@ -215,7 +215,9 @@ impl Call {
     }
 
     /// An invitee accepts: invitation `accepted`, call `connected`; tells the inviter
-    /// and the other accepted invitees.
+    /// and the other accepted invitees, and tells the new participant who accepted
+    /// before it (one `invitation_accepted` each), so every participant can name
+    /// everyone in the call.
     pub fn accept(
         &mut self,
         invitation_id: &str,
@@ -235,6 +237,7 @@ impl Call {
             self.status = CallStatus::Connected;
             self.answered_at_ms = Some(now_ms);
         }
+        let acceptor = self.invitations[idx].identity.clone();
         let mut events = vec![(self.inviter.clone(), event.clone())];
         for (i, other) in self.invitations.iter().enumerate() {
             if i != idx
@@ -242,6 +245,14 @@ impl Call {
                 && other.identity != self.inviter
             {
                 events.push((other.identity.clone(), event.clone()));
+                events.push((
+                    acceptor.clone(),
+                    ServerEvent::InvitationAccepted {
+                        invitation_id: other.id.clone(),
+                        call_id: self.id.clone(),
+                        invitee: other.identity.clone(),
+                    },
+                ));
             }
         }
         Ok(Effects {
@@ -537,8 +548,13 @@ mod tests {
             to(&fx),
             [
                 ("alice", "invitation_accepted"),
-                ("box1", "invitation_accepted")
+                ("box1", "invitation_accepted"),
+                ("box2", "invitation_accepted")
             ]
+        );
+        assert!(
+            matches!(&fx.events[2].1, ServerEvent::InvitationAccepted { invitee, .. } if invitee == "box1"),
+            "box2 hears that box1 is in the call"
         );
         assert_eq!(c.answered_at_ms, Some(2_000));
         assert_eq!(

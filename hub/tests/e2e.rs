@@ -522,6 +522,10 @@ async fn inviter_cancels_while_ringing_and_group_calls_fan_out() {
     assert!(
         matches!(box1.next_event().await, ServerEvent::InvitationAccepted { invitee, .. } if invitee == "box2")
     );
+    assert!(
+        matches!(box2.next_event().await, ServerEvent::InvitationAccepted { invitee, .. } if invitee == "box1"),
+        "the later participant hears who is already in the call"
+    );
 
     let (status, _) = env
         .post(

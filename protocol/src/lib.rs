@@ -310,7 +310,8 @@ pub enum ServerEvent {
         /// LiveKit room name.
         room_name: String,
     },
-    /// An invitee accepted (sent to the inviter and other participants).
+    /// An invitee accepted: sent to the inviter and the other accepted invitees; a
+    /// new participant also gets one for each invitee who accepted before it.
     #[serde(rename_all = "camelCase")]
     InvitationAccepted {
         /// The invitation.

@@ -111,6 +111,7 @@ impl Machine<'_> {
                             direction: Direction::Outgoing,
                             // Speed-dial places video calls (InviteRequest's default).
                             video: true,
+                            others: Vec::new(),
                         },
                         join,
                     };
@@ -227,6 +228,7 @@ impl Machine<'_> {
                     peer: inviter,
                     direction: Direction::Incoming,
                     video: call_type != CallType::Audio,
+                    others: Vec::new(),
                 };
                 self.on_invitation(call);
             }
@@ -252,12 +254,22 @@ impl Machine<'_> {
                     other => self.s.phase = other,
                 }
             }
-            ServerEvent::InvitationAccepted { call_id, .. } => match self.take_phase() {
+            ServerEvent::InvitationAccepted {
+                call_id, invitee, ..
+            } => match self.take_phase() {
                 Phase::Calling { call, join } if call.call_id == call_id => {
                     self.fx.push(Effect::CancelTimer(Timer::Dial));
                     self.start_media(call, join, 0, self.now);
                 }
-                other => self.s.phase = other,
+                mut phase => {
+                    // A group call: somebody else joined the call the box is in.
+                    if let Some(call) = phase.call_mut().filter(|c| {
+                        c.call_id == call_id && c.peer != invitee && !c.others.contains(&invitee)
+                    }) {
+                        call.others.push(invitee);
+                    }
+                    self.s.phase = phase;
+                }
             },
             ServerEvent::InvitationRejected { call_id, .. } => match self.take_phase() {
                 Phase::Calling { call, .. } if call.call_id == call_id => {

@@ -33,6 +33,20 @@ pub struct CallInfo {
     /// A video call: the camera is published. `false` for an invitation with
     /// `callType: "audio"`: the camera is never opened and the privacy LED stays dark.
     pub video: bool,
+    /// The other invitees who joined the call (a group call), in the order the hub
+    /// said so (`invitation_accepted`); not `peer`, never the box itself.
+    pub others: Vec<String>,
+}
+
+impl CallInfo {
+    /// Everybody the box talks to: `peer`, then the others (`"alice, bob"`).
+    pub fn party(&self) -> String {
+        std::iter::once(&self.peer)
+            .chain(&self.others)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// What the box is doing.
@@ -93,6 +107,19 @@ pub enum Phase {
 impl Phase {
     /// The call, when there is one.
     pub fn call(&self) -> Option<&CallInfo> {
+        match self {
+            Phase::Idle | Phase::Dialing { .. } => None,
+            Phase::Ringing { call }
+            | Phase::Answering { call }
+            | Phase::Calling { call, .. }
+            | Phase::Joining { call, .. }
+            | Phase::InCall { call, .. }
+            | Phase::Rejoining { call, .. } => Some(call),
+        }
+    }
+
+    /// The current call, to change it.
+    pub fn call_mut(&mut self) -> Option<&mut CallInfo> {
         match self {
             Phase::Idle | Phase::Dialing { .. } => None,
             Phase::Ringing { call }

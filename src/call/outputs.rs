@@ -80,7 +80,7 @@ pub fn status_line(s: &State) -> String {
     } else {
         "hub offline, retrying"
     };
-    let peer = |c: &super::CallInfo| c.peer.clone();
+    let peer = |c: &super::CallInfo| c.party();
     match &s.phase {
         Phase::Idle if s.dnd() => format!("idle, do not disturb, {hub}"),
         Phase::Idle => format!("idle, {hub}"),

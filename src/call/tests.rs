@@ -18,6 +18,7 @@ fn call(id: &str) -> CallInfo {
         peer: "alice".into(),
         direction: Direction::Incoming,
         video: true,
+        others: Vec::new(),
     }
 }
 
@@ -600,4 +601,30 @@ fn status_line_says_what_the_box_is_doing_in_words() {
     ] {
         assert_eq!(status_line(&s), want);
     }
+}
+
+#[test]
+fn a_group_call_learns_who_else_joined() {
+    let accepted = |call_id: &str, invitee: &str| {
+        Event::Hub(ServerEvent::InvitationAccepted {
+            invitation_id: format!("inv-{invitee}"),
+            call_id: call_id.into(),
+            invitee: invitee.into(),
+        })
+    };
+    let in_call = Phase::InCall {
+        call: call("c1"),
+        answered_at: t0(),
+    };
+    let (s, fx) = step(state(in_call), accepted("c1", "bob"), t0(), &settings());
+    assert!(fx.is_empty(), "nothing to do but remember: {fx:?}");
+    // Twice, the caller, or another call: nothing changes.
+    let (s, _) = step(s, accepted("c1", "bob"), t0(), &settings());
+    let (s, _) = step(s, accepted("c1", "alice"), t0(), &settings());
+    let (s, _) = step(s, accepted("c2", "carol"), t0(), &settings());
+    let (s, _) = step(s, accepted("c1", "carol"), t0(), &settings());
+    let call = s.phase.call().unwrap();
+    assert_eq!(call.others, ["bob", "carol"]);
+    assert_eq!(call.party(), "alice, bob, carol");
+    assert_eq!(status_line(&s), "in call with alice, bob, carol");
 }

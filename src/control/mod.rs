@@ -55,9 +55,13 @@ pub struct Status {
     /// Current LiveKit room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room: Option<String>,
-    /// Who called.
+    /// Who called (or whom the box called).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<String>,
+    /// Everybody else in a group call besides `caller` and the box, in the order they
+    /// joined.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub participants: Vec<String>,
     /// Time since the call was answered, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call_duration_ms: Option<u64>,

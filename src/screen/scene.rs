@@ -54,7 +54,7 @@ pub fn scene_for(state: &State, name: &str, hub_url: &str) -> Scene {
         | Phase::Joining { call, .. }
         | Phase::InCall { call, .. }
         | Phase::Rejoining { call, .. } => Scene::InCall {
-            peer: call.peer.clone(),
+            peer: call.party(),
             elapsed: Duration::ZERO,
             muted: state.mic_muted,
             video: call.video,
@@ -102,7 +102,7 @@ pub fn ending(before: &Phase, event: &Event, now: Instant) -> Option<Ending> {
             }),
         },
         _ => call.map(|c| Ending::Ended {
-            peer: c.peer.clone(),
+            peer: c.party(),
             duration: before
                 .answered_at()
                 .map_or(Duration::ZERO, |t| now.saturating_duration_since(t)),
@@ -218,6 +218,7 @@ mod tests {
             peer: "grandma".into(),
             direction: Direction::Incoming,
             video: true,
+            others: Vec::new(),
         }
     }
 
