@@ -306,6 +306,10 @@ async def speaker_check(guest: Guest, share: Path, within_s: float = 60) -> dict
     return got
 
 
+# lab/guest/callbox.toml's screen.blank_after_secs.
+BLANK_AFTER_S = 30
+
+
 async def scenario(args: argparse.Namespace) -> int:
     checks = Checks()
     share, out = Path(args.run_dir) / "share", Path(args.out)
@@ -459,6 +463,14 @@ async def scenario(args: argparse.Namespace) -> int:
         if ok:
             summary["sigkill_to_ready_ms"], summary["sigkill_to_online_ms"] = int(parts[4]), int(parts[5])
         checks.check("SIGKILL: systemd restarts callbox, back online with the hub", ok, st.strip())
+
+        # 7. Idle long enough (screen.blank_after_secs in lab/guest/callbox.toml), the
+        # screen blanks and turns the display off (DPMS on vkms' connector); a button
+        # turns it back on.
+        rc, off = await guest.run(f"wait_dpms Off {BLANK_AFTER_S + 60}", timeout=BLANK_AFTER_S + 90)
+        rc2, on = await guest.run("press volume-up 200 && wait_dpms On 20", timeout=60)
+        checks.check("idle: the display turns off (DPMS) when the screen blanks, a button turns it on",
+                     rc == 0 and rc2 == 0, f"{off.strip()}; after the press {on.strip()}")
     except Exception as e:  # noqa: BLE001 - a broken scenario is a failed check, not a traceback only
         import traceback
 

@@ -116,7 +116,8 @@ fn gstreamer(r: &mut Report, plan: &MediaPlan) {
     }
 }
 
-/// The devices of `class` (`Video/Source`, `Audio/Source`, `Audio/Sink`).
+/// The devices of `class` (`Video/Source`): GStreamer's device monitor, which asks
+/// each `/dev/video*` node with the same V4L2 ioctls as `v4l2-ctl --list-formats-ext`.
 fn devices(class: &str) -> Vec<gst::Device> {
     let monitor = gst::DeviceMonitor::new();
     monitor.add_filter(Some(class), None);
@@ -272,16 +273,11 @@ fn group_name(gid: u32) -> Option<String> {
 }
 
 fn sound(r: &mut Report, config: &Config, plan: &MediaPlan) {
-    for (class, what) in [("Audio/Source", "capture"), ("Audio/Sink", "playback")] {
-        let names: Vec<String> = devices(class)
-            .iter()
-            .filter(|d| prop(d, "device.api").as_deref() == Some("alsa"))
-            .map(|d| match (prop(d, "alsa.card"), prop(d, "alsa.device")) {
-                (Some(card), Some(dev)) => format!("hw:{card},{dev} \"{}\"", d.display_name()),
-                (Some(card), None) => format!("hw:{card} \"{}\"", d.display_name()),
-                _ => format!("\"{}\"", d.display_name()),
-            })
-            .collect();
+    for (direction, what) in [
+        (alsa::Direction::Capture, "capture"),
+        (alsa::Direction::Playback, "playback"),
+    ] {
+        let names = alsa_devices(direction);
         if names.is_empty() {
             r.push(Level::Ok, "sound", format!("no ALSA {what} device"));
         } else {
@@ -346,6 +342,32 @@ fn sound(r: &mut Report, config: &Config, plan: &MediaPlan) {
             }
         }
     }
+}
+
+/// The cards' PCM devices for `direction`, through the `alsa` crate (the sound
+/// cards and their devices, as `aplay -l` / `arecord -l` list them):
+/// `hw:0,0 "Loopback: Loopback PCM"`. A card whose control device cannot be opened
+/// is listed with the error.
+fn alsa_devices(direction: alsa::Direction) -> Vec<String> {
+    let mut out = Vec::new();
+    for card in alsa::card::Iter::new().flatten() {
+        let index = card.get_index();
+        let name = card.get_name().unwrap_or_else(|_| format!("card {index}"));
+        let ctl = match alsa::ctl::Ctl::from_card(&card, false) {
+            Ok(c) => c,
+            Err(e) => {
+                out.push(format!("hw:{index} \"{name}\" (cannot open: {e})"));
+                continue;
+            }
+        };
+        for device in alsa::ctl::DeviceIter::new(&ctl) {
+            if let Ok(info) = ctl.pcm_info(device as u32, 0, direction) {
+                let pcm = info.get_name().unwrap_or_default();
+                out.push(format!("hw:{index},{device} \"{name}: {pcm}\""));
+            }
+        }
+    }
+    out
 }
 
 fn on_off(b: bool) -> &'static str {

@@ -82,6 +82,10 @@ say "callbox online with the hub, answer = manual"
 # the gpio-sim chip, the hub and the credential. It must find the box able to take calls.
 check_out=$(callbox check 2>&1) || fail "callbox check says the box cannot take calls: $check_out"
 while IFS= read -r line; do say "  check: $line"; done <<<"$check_out"
+# The sound cards come from the alsa crate, the camera's formats from v4l2 ioctls.
+grep -q 'ALSA capture: .*hw:[0-9]*,1 "Loopback' <<<"$check_out" ||
+  fail "callbox check does not list snd-aloop's capture device hw:N,1"
+grep -q 'camera .*/dev/video' <<<"$check_out" || fail "callbox check does not list vivid's camera"
 
 # 3. Ready.
 mkdir -p "$dir/rpc"

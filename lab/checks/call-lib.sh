@@ -10,6 +10,8 @@
 #   play_tone HZ SECONDS  play a sine into hw:Loopback,0,1: the box's microphone
 #   record_speaker S FILE record what the box plays (hw:Loopback,1,0), raw S16LE 48 kHz mono
 #   capture_screen DIR    drm-capture.py: every vkms plane's framebuffer into DIR
+#   dpms                  the connected connector's DPMS state (On, Off), from sysfs
+#   wait_dpms STATE S     wait up to S seconds for dpms to show STATE
 LAB_SHARE=${LAB_SHARE:-/run/lab}
 lines_of() {
   case "$1" in
@@ -54,6 +56,24 @@ sample_leds() {
     fi
   done
   echo "$(((now - t0) / 1000)) end"
+}
+dpms() {
+  local c
+  for c in /sys/class/drm/card*-*; do
+    [ "$(cat "$c/status" 2>/dev/null)" = connected ] && { cat "$c/dpms"; return 0; }
+  done
+  echo "no connected connector" >&2
+  return 1
+}
+wait_dpms() {
+  local want=$1 s end=$((SECONDS + ${2:-30}))
+  while [ $SECONDS -lt $end ]; do
+    s=$(dpms)
+    [ "$s" = "$want" ] && { echo "$s after $((SECONDS - end + ${2:-30})) s"; return 0; }
+    sleep 0.5
+  done
+  echo "the display's DPMS is ${s:-unknown}, not $want" >&2
+  return 1
 }
 state() { callbox status 2>/dev/null | sed -n 's/.*"state": *"\([a-z_]*\)".*/\1/p'; }
 wait_state() {

@@ -11,6 +11,7 @@
 mod audio;
 pub mod camera;
 pub mod codecs;
+pub mod display;
 mod elements;
 pub mod encoder;
 mod pipeline;

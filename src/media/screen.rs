@@ -14,6 +14,8 @@
 //! compositor pad's `sizing-policy=keep-aspect-ratio` (letterboxed). Texts are set on
 //! the two `textoverlay`s (`auto-resize`: the font scales with the width) once a
 //! second. [`Screen::snapshot_png`] encodes the sink's last frame (`last-sample`).
+//! On `kmssink` a blank screen also turns the display off (DPMS, [`super::display`]):
+//! the `valve` stops frames first, since `kmssink` cannot render to an inactive CRTC.
 
 use std::time::{Duration, Instant};
 
@@ -85,6 +87,11 @@ pub struct Screen {
     /// the same way.
     self_tile: Option<gst::Pad>,
     self_view: bool,
+    /// Drops frames before the sink while the display is off.
+    valve: gst::Element,
+    /// The display's power (`kmssink` only, when the card opened and its connector has
+    /// DPMS). Last: `kmssink` renders through its fd until the pipeline stops.
+    display: Option<super::display::Display>,
 }
 
 /// The connected connector's preferred mode (`/sys/class/drm/card*-*/modes`, first
@@ -188,8 +195,25 @@ impl Screen {
         footer.set_property("font-desc", "Sans 13");
         let convert = make("videoconvert")?;
         let queue = make("queue")?;
+        let valve = make("valve")?;
         let sink = make(plan.video_sink)?;
-        super::pipeline::SinkSettings::from_config(&plan.config).apply(&sink);
+        let mut display = None;
+        if plan.video_sink == "kmssink" {
+            match super::display::Display::open(&plan.config.kms_driver) {
+                Ok(d) => {
+                    // Instead of `driver-name`: kmssink ignores an fd once a driver is set.
+                    sink.set_property("fd", d.raw_fd());
+                    display = Some(d);
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "the display cannot be turned off when the screen blanks (it shows black)"
+                ),
+            }
+        }
+        if display.is_none() {
+            super::pipeline::SinkSettings::from_config(&plan.config).apply(&sink);
+        }
         if sink.find_property("enable-last-sample").is_some() {
             sink.set_property("enable-last-sample", true);
         }
@@ -202,6 +226,7 @@ impl Screen {
             &footer,
             &convert,
             &queue,
+            &valve,
             &sink,
         ];
         pipeline.add_many(chain).map_err(build_err)?;
@@ -232,6 +257,8 @@ impl Screen {
             remotes: Vec::new(),
             self_tile: None,
             self_view: false,
+            valve,
+            display,
         };
         screen.show(scene, None, None);
         if let Err(e) = screen.pipeline.set_state(gst::State::Playing) {
@@ -242,6 +269,19 @@ impl Screen {
                 which: "screen",
                 detail,
             });
+        }
+        if let Some(d) = screen.display.as_mut() {
+            let chosen = screen.sink.property::<i32>("connector-id");
+            match d.attach(chosen) {
+                Ok(connector) => tracing::info!(
+                    card = %d.path().display(), connector,
+                    "the display turns off (DPMS) when the screen blanks"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the display cannot be turned off when the screen blanks (it shows black)");
+                    screen.display = None;
+                }
+            }
         }
         tracing::info!(width, height, sink = plan.video_sink, "call screen on");
         Ok(screen)
@@ -257,6 +297,9 @@ impl Screen {
     pub fn show(&mut self, scene: Scene, since: Option<Instant>, banner: Option<String>) {
         self.banner = banner;
         let blank = matches!(scene, Scene::Blank);
+        if !blank {
+            self.set_display(true);
+        }
         self.background
             .set_property("alpha", if blank { 0.0 } else { 1.0 });
         self.scene = scene;
@@ -268,6 +311,35 @@ impl Screen {
         self.set_self_view(self.config.self_view && self.scene.shows_self_view());
         self.style();
         self.tick();
+        if blank {
+            self.set_display(false);
+        }
+    }
+
+    /// Display power (DPMS) where there is a [`super::display::Display`]; otherwise
+    /// a blank screen is a black picture. Off: the valve drops frames, then (once the
+    /// sink's streaming thread has left its render: its stream lock) DPMS off. On: DPMS
+    /// on, then frames again.
+    fn set_display(&mut self, on: bool) {
+        let Some(display) = self.display.as_mut() else {
+            return;
+        };
+        if display.is_on() == on {
+            return;
+        }
+        if !on {
+            self.valve.set_property("drop", true);
+            if let Some(pad) = self.sink.static_pad("sink") {
+                drop(pad.stream_lock());
+            }
+        }
+        match display.set_power(on) {
+            Ok(()) => tracing::info!(on, "display power (DPMS)"),
+            Err(e) => tracing::warn!(error = %e, on, "cannot set the display's power"),
+        }
+        if display.is_on() {
+            self.valve.set_property("drop", false);
+        }
     }
 
     /// Over video (a call with at least one remote video): a small headline top left
@@ -465,9 +537,13 @@ impl Screen {
         first
     }
 
-    /// Stops the screen (the display goes dark).
-    pub fn stop(self) {
+    /// Stops the screen (the display goes dark; a display turned off is turned back
+    /// on, for the console or the next start).
+    pub fn stop(mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+        if let Some(d) = self.display.as_mut() {
+            let _ = d.set_power(true);
+        }
     }
 }
 
