@@ -164,7 +164,8 @@ pub struct CallConfig {
     #[serde(default = "default_answer_after_secs")]
     pub answer_after_secs: u64,
     /// Caller identities that `auto`, `auto_after` and `muted` may answer by themselves;
-    /// others ring. Empty (the default): everyone.
+    /// others ring. Empty (the default): the callers the hub marks trusted for this box
+    /// (`trusted` in the invitation), never everyone.
     #[serde(default)]
     pub auto_answer_from: Vec<String>,
     /// Seconds the box rings before rejecting as `no_answer`. Default 45 (below the

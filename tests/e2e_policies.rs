@@ -239,3 +239,33 @@ fn speed_dial_calls_a_person_who_answers() {
     );
     w.wait_status("idle", Duration::from_secs(15), |s| s.state == "idle");
 }
+
+/// Nobody the owner did not allow makes the box ring: a caller off the box's contact
+/// list gets 403 with a sentence and the box never hears of it; a contact the hub does
+/// not mark trusted rings even though the box is on `answer = "auto"` (the default).
+#[test]
+fn only_allowed_callers_ring_and_only_trusted_ones_are_answered_by_themselves() {
+    let w = world_with("[call]\nanswer = \"auto\"\n");
+    let (status, body) = w.post_as(
+        &w.stranger,
+        "/api/calls/invite",
+        serde_json::json!({"invitees": ["box1"]}),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "not_allowed");
+    println!("the stranger was told: {}", body["message"]);
+
+    let caller = w.dial_as(&w.neighbour, "box1", &KEEP);
+    let s = w.wait_status("the neighbour rings", Duration::from_secs(20), |s| {
+        s.state == "ringing"
+    });
+    assert_eq!(s.caller.as_deref(), Some("neighbour"));
+    let log = w.daemon_log();
+    assert!(
+        !log.contains("stranger"),
+        "the box heard nothing of the stranger:\n{log}"
+    );
+    w.ctl(&["decline"]);
+    w.wait_status("idle", Duration::from_secs(15), |s| s.state == "idle");
+    drop(caller);
+}

@@ -100,7 +100,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::DuplicateInvitee(_) => (S::BAD_REQUEST, "duplicate_invitee"),
             ServiceError::TooManyParticipants { .. } => (S::BAD_REQUEST, "too_many_participants"),
             ServiceError::UnknownInvitee(_) => (S::NOT_FOUND, "unknown_invitee"),
-            ServiceError::InvalidRoomName => (S::BAD_REQUEST, "invalid_room_name"),
+            ServiceError::RoomNameFromClient => (S::BAD_REQUEST, "room_name_not_allowed"),
+            ServiceError::NotAllowed { .. } => (S::FORBIDDEN, "not_allowed"),
             ServiceError::RoomInUse(_) => (S::CONFLICT, "room_in_use"),
             ServiceError::LiveKitUnavailable(_) => (S::BAD_GATEWAY, "livekit_unavailable"),
             ServiceError::Store(_) | ServiceError::Token(_) => return Self::internal(&e),
@@ -182,6 +183,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/api/calls/{call_id}/token", post(token))
         .route("/api/calls/{call_id}/tracks", get(tracks))
         .route("/api/calls/active", get(active))
+        .route("/api/contacts", get(contacts))
         .route("/api/calls/history", get(history))
         .route("/ws", get(ws))
         .fallback(not_found)
@@ -276,6 +278,13 @@ async fn tracks(
 ) -> Result<Response, ApiError> {
     let tracks = detached(async move { hub.tracks(&caller, &call_id).await }).await?;
     Ok(Json(tracks).into_response())
+}
+
+async fn contacts(
+    State(hub): State<Arc<Hub>>,
+    Caller(caller): Caller,
+) -> Result<Response, ApiError> {
+    Ok(Json(hub.contacts(&caller)?).into_response())
 }
 
 async fn active(State(hub): State<Arc<Hub>>, Caller(caller): Caller) -> Result<Response, ApiError> {

@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod contacts;
 pub mod http;
 pub mod livekit;
 pub mod model;
@@ -33,6 +34,7 @@ use tokio::task::JoinHandle;
 
 pub use auth::{Principal, PrincipalKind};
 pub use config::{ConfigError, HubConfig, LiveKitConfig};
+pub use contacts::ContactError;
 pub use service::ServiceError;
 pub use store::StoreError;
 
@@ -51,6 +53,9 @@ pub enum HubError {
     /// The identity breaks the naming rules.
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
+    /// A contacts change was refused.
+    #[error(transparent)]
+    Contact(#[from] ContactError),
     /// Start-up recovery of stored calls failed.
     #[error("recovering stored calls: {0}")]
     Recover(#[from] ServiceError),
@@ -198,4 +203,41 @@ pub fn add_principal(
         service::now_ms(),
     )?;
     Ok(credential)
+}
+
+/// Allows `caller` to call `callee` (a box or a user) in the database at `db_path`;
+/// `trusted`: a box set to `answer = "auto"` answers it by itself. Granting again
+/// updates `trusted`. Works with or without a running hub.
+///
+/// Errors: [`ContactError::UnknownPrincipal`] (create it first), the database.
+pub fn allow_caller(
+    db_path: impl AsRef<Path>,
+    callee: &str,
+    caller: &str,
+    trusted: bool,
+) -> Result<(), HubError> {
+    let store = store::Store::open(db_path.as_ref())?;
+    contacts::allow(&store, callee, caller, trusted, service::now_ms())?;
+    Ok(())
+}
+
+/// Takes `caller` off `callee`'s list; false if it was not on it.
+pub fn revoke_caller(
+    db_path: impl AsRef<Path>,
+    callee: &str,
+    caller: &str,
+) -> Result<bool, HubError> {
+    let store = store::Store::open(db_path.as_ref())?;
+    Ok(contacts::revoke(&store, callee, caller)?)
+}
+
+/// Sets (or with `None` clears) the display name of `identity`.
+pub fn set_display_name(
+    db_path: impl AsRef<Path>,
+    identity: &str,
+    name: Option<&str>,
+) -> Result<(), HubError> {
+    let store = store::Store::open(db_path.as_ref())?;
+    contacts::set_display_name(&store, identity, name)?;
+    Ok(())
 }

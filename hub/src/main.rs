@@ -1,4 +1,5 @@
-//! `callbox-hub` command line: `serve`, `add-device`, `add-user`. Under systemd
+//! `callbox-hub` command line: `serve`, `add-device`, `add-user`, `allow`, `revoke`,
+//! `set-name`. Under systemd
 //! (`callbox-hub.service`, `Type=notify`) `serve` reports `READY=1` once it listens and
 //! feeds the watchdog from its runtime.
 
@@ -44,6 +45,47 @@ enum Command {
         #[arg(long)]
         identity: String,
     },
+    /// Allow a caller to call a box (or a user): without it, the caller's invitations
+    /// are refused (403) and never ring.
+    Allow {
+        /// Hub config file (TOML); only `database` is used.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Who is called: a device or a user.
+        #[arg(long, visible_alias = "box", value_name = "IDENTITY")]
+        callee: String,
+        /// Who may call it.
+        #[arg(long, value_name = "IDENTITY")]
+        caller: String,
+        /// The callee may answer by itself: a box with `answer = "auto"` answers
+        /// trusted callers without a press and rings for the others.
+        #[arg(long)]
+        trusted: bool,
+    },
+    /// Take a caller off a callee's list.
+    Revoke {
+        /// Hub config file (TOML); only `database` is used.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Who is called.
+        #[arg(long, visible_alias = "box", value_name = "IDENTITY")]
+        callee: String,
+        /// Who may no longer call it.
+        #[arg(long, value_name = "IDENTITY")]
+        caller: String,
+    },
+    /// Set the name a device or user is shown by (contacts, the caller app).
+    SetName {
+        /// Hub config file (TOML); only `database` is used.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The device or user.
+        #[arg(long)]
+        identity: String,
+        /// 1-64 printable characters; omit to clear.
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 /// Exit status for errors a restart cannot fix (bad config): `EX_CONFIG`;
@@ -71,6 +113,57 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(config),
         Command::AddDevice { config, identity } => add(config, &identity, PrincipalKind::Device),
         Command::AddUser { config, identity } => add(config, &identity, PrincipalKind::User),
+        Command::Allow {
+            config,
+            callee,
+            caller,
+            trusted,
+        } => HubConfig::load(&config)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| {
+                callbox_hub::allow_caller(&c.database, &callee, &caller, trusted)
+                    .with_context(|| format!("allowing {caller} to call {callee}"))?;
+                give_to_directory_owner(&c.database)?;
+                println!(
+                    "{caller} may call {callee}{}",
+                    if trusted {
+                        " (trusted: answered by itself)"
+                    } else {
+                        ""
+                    }
+                );
+                Ok(())
+            }),
+        Command::Revoke {
+            config,
+            callee,
+            caller,
+        } => HubConfig::load(&config)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| {
+                let removed = callbox_hub::revoke_caller(&c.database, &callee, &caller)
+                    .with_context(|| format!("revoking {caller} from {callee}"))?;
+                println!(
+                    "{caller} {} call {callee}",
+                    if removed {
+                        "may no longer"
+                    } else {
+                        "was not allowed to"
+                    }
+                );
+                Ok(())
+            }),
+        Command::SetName {
+            config,
+            identity,
+            name,
+        } => HubConfig::load(&config)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| {
+                callbox_hub::set_display_name(&c.database, &identity, name.as_deref())
+                    .with_context(|| format!("naming {identity}"))?;
+                Ok(())
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -53,6 +53,9 @@ pub struct Invitation {
     pub reason: Option<RejectReason>,
     /// When it was answered, ms since the Unix epoch.
     pub responded_at_ms: Option<i64>,
+    /// The inviter is a trusted contact of the invitee (`crate::contacts`): a box
+    /// may answer by itself.
+    pub trusted: bool,
 }
 
 /// A call with all its invitations, as stored.
@@ -135,6 +138,7 @@ impl Call {
                     status: InvitationStatus::Pending,
                     reason: None,
                     responded_at_ms: None,
+                    trusted: false,
                 })
                 .collect(),
         }
@@ -177,6 +181,7 @@ impl Call {
             inviter: self.inviter.clone(),
             call_type: self.call_type,
             room_name: self.room_name.clone(),
+            trusted: invitation.trusted,
         }
     }
 

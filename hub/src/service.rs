@@ -17,14 +17,12 @@ use tokio::task::AbortHandle;
 
 use crate::auth::{Principal, principal_of_livekit_identity, validate_identity};
 use crate::config::HubConfig;
+use crate::contacts;
 use crate::livekit::{LiveKit, LiveKitError, WebhookNotice};
 use crate::model::{Call, CallError, Effects};
 use crate::store::{self, Store, StoreError};
 use crate::tokens::{TokenError, TokenMinter};
 use crate::ws::Clients;
-
-/// Longest room name a client may choose, in characters.
-pub const MAX_ROOM_NAME_LEN: usize = 128;
 
 /// Most history records returned per page.
 pub const MAX_HISTORY_LIMIT: u32 = 200;
@@ -55,9 +53,20 @@ pub enum ServiceError {
     /// An invitee is not a known principal.
     #[error("unknown invitee `{0}`")]
     UnknownInvitee(String),
-    /// `roomName` breaks the naming rules.
-    #[error("invalid room name: use 1-128 characters of A-Z a-z 0-9 _ . -")]
-    InvalidRoomName,
+    /// The request named the room: rooms are named by the hub only, so a token can
+    /// never grant a room outside the hub's calls.
+    #[error("roomName is not allowed: the hub names the rooms of its calls")]
+    RoomNameFromClient,
+    /// The invitee's owner has not allowed the inviter to call it.
+    #[error(
+        "you may not call `{invitee}`: ask its owner to allow you (callbox-hub allow --callee {invitee} --caller {caller})"
+    )]
+    NotAllowed {
+        /// Who was invited.
+        invitee: String,
+        /// Who invited.
+        caller: String,
+    },
     /// Another live call already uses `roomName`.
     #[error("room `{0}` is in use by another call")]
     RoomInUse(String),
@@ -98,14 +107,6 @@ fn new_id() -> String {
 /// True when LiveKit answered "no such room" (it was already closed).
 fn room_not_found(e: &LkServiceError) -> bool {
     matches!(e, LkServiceError::Twirp(ServerError::Twirp(code)) if code.code == ServerErrorCode::NOT_FOUND)
-}
-
-fn valid_room_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_ROOM_NAME_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// The shared state of a running hub.
@@ -212,12 +213,28 @@ impl Hub {
         {
             return Err(ServiceError::UnknownInvitee(missing.clone()));
         }
+        if req.room_name.is_some() {
+            return Err(ServiceError::RoomNameFromClient);
+        }
+        // Nobody the callee's owner did not allow makes it ring.
+        let mut trusted = Vec::with_capacity(req.invitees.len());
+        for invitee in &req.invitees {
+            match contacts::permission(&self.store, invitee, &caller.identity)? {
+                Some(t) => trusted.push(t),
+                None => {
+                    tracing::warn!(
+                        caller = %caller.identity, invitee = %invitee,
+                        "invitation refused: the caller is not on the invitee's contact list"
+                    );
+                    return Err(ServiceError::NotAllowed {
+                        invitee: invitee.clone(),
+                        caller: caller.identity.clone(),
+                    });
+                }
+            }
+        }
         let call_id = new_id();
-        let room = match req.room_name {
-            Some(name) if valid_room_name(&name) => name,
-            Some(_) => return Err(ServiceError::InvalidRoomName),
-            None => format!("callbox-{call_id}"),
-        };
+        let room = format!("callbox-{call_id}");
         let now = now_ms();
         let invitees = req.invitees.iter().map(|w| (new_id(), w.clone())).collect();
         let mut call = Call::new(
@@ -229,6 +246,9 @@ impl Hub {
             now,
             now,
         );
+        for (invitation, trusted) in call.invitations.iter_mut().zip(trusted) {
+            invitation.trusted = trusted;
+        }
         self.store.transact(|c| {
             if store::room_in_use(c, &room)? {
                 return Err(ServiceError::RoomInUse(room.clone()));
@@ -382,6 +402,27 @@ impl Hub {
             .published_tracks(&call.room_name)
             .await
             .map_err(ServiceError::LiveKitUnavailable)
+    }
+
+    /// `GET /api/contacts`: whom `caller` may call, with presence: `busy` in a
+    /// connected call, `online` with a WebSocket open, else `offline`.
+    pub fn contacts(&self, caller: &Principal) -> Result<Vec<contacts::Contact>, ServiceError> {
+        let mut list = contacts::callable_by(&self.store, &caller.identity)?;
+        for c in &mut list {
+            let in_call = self
+                .store
+                .active_calls_of(&c.identity)?
+                .iter()
+                .any(|call| call.status == CallStatus::Connected);
+            c.presence = if in_call {
+                "busy"
+            } else if self.clients.is_connected(&c.identity) {
+                "online"
+            } else {
+                "offline"
+            };
+        }
+        Ok(list)
     }
 
     /// `GET /api/calls/active`.
@@ -616,14 +657,6 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn room_names_follow_the_rules() {
-        assert!(valid_room_name("kitchen-door_1.a"));
-        assert!(!valid_room_name(""));
-        assert!(!valid_room_name("a b"));
-        assert!(!valid_room_name(&"r".repeat(129)));
-    }
 
     #[test]
     fn ids_are_unique_hex() {

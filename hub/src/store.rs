@@ -1,4 +1,5 @@
-//! SQLite persistence: principals (hashed credentials), calls and invitations.
+//! SQLite persistence: principals (hashed credentials, display names), calls and
+//! invitations; the contacts table is `crate::contacts`'.
 //!
 //! One connection behind a `std::sync::Mutex`; every query is short and the lock is
 //! never held across an `.await`. Timestamps are ms since the Unix epoch.
@@ -45,7 +46,9 @@ pub enum StoreError {
     },
 }
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2: contacts, `principals.display_name`, `invitations.trusted` (added to a version 1
+/// database by [`migrate`]).
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS principals (
@@ -83,6 +86,27 @@ CREATE INDEX IF NOT EXISTS invitations_by_call ON invitations (call_id, position
 CREATE INDEX IF NOT EXISTS invitations_by_invitee ON invitations (invitee, status);
 ";
 
+/// Adds the columns of later schema versions that `CREATE TABLE IF NOT EXISTS` does
+/// not add to an existing table.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    for (table, column, declaration) in [
+        ("principals", "display_name", "TEXT"),
+        ("invitations", "trusted", "INTEGER NOT NULL DEFAULT 0"),
+    ] {
+        let present = conn
+            .prepare(&format!(
+                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+            ))?
+            .exists([column])?;
+        if !present {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {declaration}"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
 /// Statuses of calls that are not over yet, as SQL literals.
 const LIVE_STATUSES: &str = "('initiating', 'ringing', 'connected')";
 
@@ -109,6 +133,8 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(crate::contacts::SCHEMA)?;
+        migrate(&conn)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::Corrupt {
@@ -337,7 +363,7 @@ fn call_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Call, StoreError>> {
 
 fn load_invitations(conn: &Connection, call_id: &str) -> Result<Vec<Invitation>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, invitee, status, reason, responded_at_ms FROM invitations
+        "SELECT id, invitee, status, reason, responded_at_ms, trusted FROM invitations
          WHERE call_id = ?1 ORDER BY position",
     )?;
     let rows = stmt.query_map([call_id], |r| {
@@ -347,11 +373,12 @@ fn load_invitations(conn: &Connection, call_id: &str) -> Result<Vec<Invitation>,
             r.get::<_, String>(2)?,
             r.get::<_, Option<String>>(3)?,
             r.get::<_, Option<i64>>(4)?,
+            r.get::<_, bool>(5)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, identity, status, reason, responded_at_ms) = row?;
+        let (id, identity, status, reason, responded_at_ms, trusted) = row?;
         let status = from_wire_name(&status).ok_or_else(|| {
             corrupt(
                 "invitations",
@@ -370,6 +397,7 @@ fn load_invitations(conn: &Connection, call_id: &str) -> Result<Vec<Invitation>,
             status,
             reason,
             responded_at_ms,
+            trusted,
         });
     }
     Ok(out)
@@ -446,8 +474,9 @@ pub fn insert_call(conn: &Connection, call: &Call) -> Result<(), StoreError> {
     )?;
     for (pos, inv) in call.invitations.iter().enumerate() {
         conn.execute(
-            "INSERT INTO invitations (id, call_id, position, invitee, status, reason, responded_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO invitations (id, call_id, position, invitee, status, reason, responded_at_ms,
+                                      trusted)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 inv.id,
                 call.id,
@@ -455,7 +484,8 @@ pub fn insert_call(conn: &Connection, call: &Call) -> Result<(), StoreError> {
                 inv.identity,
                 wire_name(&inv.status),
                 inv.reason.map(|r| wire_name(&r)),
-                inv.responded_at_ms
+                inv.responded_at_ms,
+                inv.trusted
             ],
         )?;
     }
@@ -554,6 +584,32 @@ mod tests {
             store.call_status_counts().unwrap().get("connected"),
             Some(&1)
         );
+    }
+
+    /// A version 1 database (before contacts) opens, gains the new columns and keeps
+    /// its principals.
+    #[test]
+    fn a_version_1_database_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.sqlite3");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO principals VALUES ('box1', 'device', 'h', 1, 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert!(store.principal_by_credential_hash("h").unwrap().is_some());
+        crate::contacts::set_display_name(&store, "box1", Some("Hallway")).unwrap();
+        let version: i64 = store
+            .lock()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     #[test]

@@ -117,6 +117,11 @@ impl Clients {
         delivered
     }
 
+    /// Whether `identity` has a WebSocket open.
+    pub fn is_connected(&self, identity: &str) -> bool {
+        self.lock().get(identity).is_some_and(|c| !c.is_empty())
+    }
+
     /// Number of open connections (all identities).
     pub fn count(&self) -> usize {
         self.lock().values().map(HashMap::len).sum()

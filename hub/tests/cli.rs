@@ -85,6 +85,50 @@ fn add_principal_prints_only_the_credential_and_rotates_it() {
         stderr(&bad)
     );
 
+    // Who may call whom: `allow --box … --caller …`, `revoke`, `set-name`.
+    let allow = run(&[
+        "allow",
+        "--config",
+        config,
+        "--box",
+        "box1",
+        "--caller",
+        "alice",
+        "--trusted",
+    ]);
+    assert!(allow.status.success(), "{}", stderr(&allow));
+    assert_eq!(
+        stdout(&allow).trim(),
+        "alice may call box1 (trusted: answered by itself)"
+    );
+    let unknown = run(&[
+        "allow", "--config", config, "--box", "box1", "--caller", "carol",
+    ]);
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("no device or user `carol`"),
+        "{}",
+        stderr(&unknown)
+    );
+    let named = run(&[
+        "set-name",
+        "--config",
+        config,
+        "--identity",
+        "box1",
+        "--name",
+        "Hallway",
+    ]);
+    assert!(named.status.success(), "{}", stderr(&named));
+    let revoke = run(&[
+        "revoke", "--config", config, "--box", "box1", "--caller", "alice",
+    ]);
+    assert_eq!(stdout(&revoke).trim(), "alice may no longer call box1");
+    let again = run(&[
+        "revoke", "--config", config, "--box", "box1", "--caller", "alice",
+    ]);
+    assert_eq!(stdout(&again).trim(), "alice was not allowed to call box1");
+
     // The database only has hashes.
     let db = std::fs::read(dir.path().join("db/hub.sqlite3")).unwrap();
     let needle = lines[0].as_bytes();

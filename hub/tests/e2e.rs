@@ -202,38 +202,34 @@ async fn invitations_are_validated() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&body), "bad_request");
-    let (status, body) = env
-        .post(
-            "alice",
-            "/api/calls/invite",
-            json!({"invitees": ["box1"], "roomName": "bad name"}),
-        )
-        .await;
-    assert_eq!(
-        (status, error_code(&body).as_str()),
-        (StatusCode::BAD_REQUEST, "invalid_room_name")
-    );
-
-    // A chosen room name is used, and only once at a time.
+    // Rooms are named by the hub only: a token never grants a room outside its calls.
+    for name in ["front-door", "bad name"] {
+        let (status, body) = env
+            .post(
+                "alice",
+                "/api/calls/invite",
+                json!({"invitees": ["box1"], "roomName": name}),
+            )
+            .await;
+        assert_eq!(
+            (status, error_code(&body).as_str()),
+            (StatusCode::BAD_REQUEST, "room_name_not_allowed")
+        );
+    }
     let join = env
         .post(
             "alice",
             "/api/calls/invite",
-            json!({"invitees": ["box1"], "roomName": "front-door", "callType": "audio"}),
+            json!({"invitees": ["box1"], "callType": "audio"}),
         )
         .await;
     assert_eq!(join.0, StatusCode::CREATED);
-    assert_eq!(join.1["roomName"], "front-door");
-    let (status, body) = env
-        .post(
-            "bob",
-            "/api/calls/invite",
-            json!({"invitees": ["box1"], "roomName": "front-door"}),
-        )
-        .await;
-    assert_eq!(
-        (status, error_code(&body).as_str()),
-        (StatusCode::CONFLICT, "room_in_use")
+    assert!(
+        join.1["roomName"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("callbox-")),
+        "{}",
+        join.1
     );
     let rec = env.record("box1", join.1["callId"].as_str().unwrap()).await;
     assert_eq!(
@@ -264,6 +260,85 @@ async fn invitations_are_validated() {
         (status, error_code(&body).as_str()),
         (StatusCode::NOT_FOUND, "not_found")
     );
+}
+
+/// Only callers on a callee's contact list make it ring; the invitation says whether
+/// the caller is trusted; a caller sees whom it may call, with presence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_allowed_callers_ring_and_contacts_show_presence() {
+    let mut env = Env::start(Setup::default()).await;
+    env.add_principal("stranger", callbox_hub::PrincipalKind::User);
+    env.add_principal("neighbour", callbox_hub::PrincipalKind::User);
+    callbox_hub::allow_caller(&env.config.database, "box1", "neighbour", false).unwrap();
+    callbox_hub::set_display_name(&env.config.database, "box1", Some("Hallway box")).unwrap();
+    let mut box1 = env.ws("box1").await;
+
+    let (status, body) = env
+        .post(
+            "stranger",
+            "/api/calls/invite",
+            json!({"invitees": ["box1"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::FORBIDDEN, "not_allowed")
+    );
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("box1") && message.contains("allow"),
+        "the refusal says who and how: {message}"
+    );
+    assert!(env.history("box1").await.is_empty(), "no call was made");
+
+    // The first event box1 gets is the neighbour's invitation, not the stranger's:
+    // untrusted, so a box on `answer = "auto"` rings for it.
+    let join = env.invite("neighbour", &["box1"]).await;
+    match box1.next_event().await {
+        ServerEvent::CallInvitation {
+            inviter, trusted, ..
+        } => assert_eq!((inviter.as_str(), trusted), ("neighbour", false)),
+        other => panic!("expected the neighbour's invitation, got {other:?}"),
+    }
+    let call_id = join["callId"].as_str().unwrap();
+    let (status, _) = env
+        .post("neighbour", "/api/calls/end", json!({"callId": call_id}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let _ = box1.next_event().await; // call_cancelled
+    env.invite("alice", &["box1"]).await;
+    match box1.next_event().await {
+        ServerEvent::CallInvitation {
+            inviter, trusted, ..
+        } => assert_eq!((inviter.as_str(), trusted), ("alice", true)),
+        other => panic!("expected alice's invitation, got {other:?}"),
+    }
+
+    let (status, contacts) = env.get("alice", "/api/contacts").await;
+    assert_eq!(status, StatusCode::OK);
+    let list: Vec<(String, String, String)> = contacts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["identity"].as_str().unwrap().to_owned(),
+                c["displayName"].as_str().unwrap_or("").to_owned(),
+                c["presence"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        list.contains(&("box1".into(), "Hallway box".into(), "online".into())),
+        "{list:?}"
+    );
+    assert!(
+        list.contains(&("box2".into(), String::new(), "offline".into())),
+        "{list:?}"
+    );
+    assert!(!list.iter().any(|(i, ..)| i == "alice" || i == "stranger"));
+    let (_, none) = env.get("stranger", "/api/contacts").await;
+    assert_eq!(none, json!([]), "a stranger may call nobody");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,9 +36,11 @@ pub struct InviteRequest {
     /// Video or audio call; default video.
     #[serde(default)]
     pub call_type: CallType,
-    /// Identities of the participants to ring (devices or users known to the hub).
+    /// Identities of the participants to ring: devices or users whose contact list
+    /// has the caller (else 403 `not_allowed`).
     pub invitees: Vec<String>,
-    /// Room name to use; the hub picks one when absent.
+    /// Must be absent: the hub names the rooms of its calls (400
+    /// `room_name_not_allowed`). Kept so such a request gets that clear error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_name: Option<String>,
 }
@@ -309,6 +311,10 @@ pub enum ServerEvent {
         call_type: CallType,
         /// LiveKit room name.
         room_name: String,
+        /// The inviter is a trusted contact of this invitee (the hub's contacts): a
+        /// box set to `answer = "auto"` answers it by itself. Absent: false.
+        #[serde(default)]
+        trusted: bool,
     },
     /// An invitee accepted: sent to the inviter and the other accepted invitees; a
     /// new participant also gets one for each invitee who accepted before it.
@@ -426,7 +432,7 @@ mod tests {
 
     #[test]
     fn invitation_round_trips_with_the_documented_field_names() {
-        let text = r#"{"type":"call_invitation","invitationId":"i1","callId":"c1","inviter":"alice","callType":"video","roomName":"r1"}"#;
+        let text = r#"{"type":"call_invitation","invitationId":"i1","callId":"c1","inviter":"alice","callType":"video","roomName":"r1","trusted":true}"#;
         let ev = ServerEvent::parse(text).unwrap();
         assert_eq!(
             ev,
@@ -436,6 +442,7 @@ mod tests {
                 inviter: "alice".into(),
                 call_type: CallType::Video,
                 room_name: "r1".into(),
+                trusted: true,
             }
         );
         let back: serde_json::Value = serde_json::to_value(&ev).unwrap();
@@ -443,6 +450,17 @@ mod tests {
             back,
             serde_json::from_str::<serde_json::Value>(text).unwrap()
         );
+    }
+
+    /// An invitation from a hub before contacts has no `trusted`: not trusted, so a
+    /// box rings rather than answering by itself.
+    #[test]
+    fn an_invitation_without_trusted_is_not_trusted() {
+        let text = r#"{"type":"call_invitation","invitationId":"i1","callId":"c1","inviter":"alice","callType":"video","roomName":"r1"}"#;
+        assert!(matches!(
+            ServerEvent::parse(text).unwrap(),
+            ServerEvent::CallInvitation { trusted: false, .. }
+        ));
     }
 
     #[test]

@@ -111,6 +111,7 @@ impl Machine<'_> {
                             direction: Direction::Outgoing,
                             // Speed-dial places video calls (InviteRequest's default).
                             video: true,
+                            trusted: false,
                             others: Vec::new(),
                         },
                         join,
@@ -220,6 +221,7 @@ impl Machine<'_> {
                 inviter,
                 room_name,
                 call_type,
+                trusted,
             } => {
                 let call = CallInfo {
                     call_id,
@@ -228,6 +230,7 @@ impl Machine<'_> {
                     peer: inviter,
                     direction: Direction::Incoming,
                     video: call_type != CallType::Audio,
+                    trusted,
                     others: Vec::new(),
                 };
                 self.on_invitation(call);
@@ -292,8 +295,14 @@ impl Machine<'_> {
                     });
                     return;
                 }
-                let allowed = self.settings.auto_answer_from.is_empty()
-                    || self.settings.auto_answer_from.contains(&call.peer);
+                // Answered by itself: the callers listed in `auto_answer_from`, or, with
+                // no list, the callers the hub marks trusted for this box (never just
+                // anyone: that would open a stranger's view into the home).
+                let allowed = if self.settings.auto_answer_from.is_empty() {
+                    call.trusted
+                } else {
+                    self.settings.auto_answer_from.contains(&call.peer)
+                };
                 match self.settings.policy {
                     AnswerPolicy::Auto if allowed => self.accept(call),
                     AnswerPolicy::Muted if allowed => {

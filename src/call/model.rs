@@ -33,6 +33,10 @@ pub struct CallInfo {
     /// A video call: the camera is published. `false` for an invitation with
     /// `callType: "audio"`: the camera is never opened and the privacy LED stays dark.
     pub video: bool,
+    /// The hub marked the caller a trusted contact of this box (`trusted` in the
+    /// invitation): with `answer = "auto"` and no `auto_answer_from`, only trusted
+    /// callers are answered without a press. False for outgoing calls.
+    pub trusted: bool,
     /// The other invitees who joined the call (a group call), in the order the hub
     /// said so (`invitation_accepted`); not `peer`, never the box itself.
     pub others: Vec<String>,

@@ -18,6 +18,7 @@ fn call(id: &str) -> CallInfo {
         peer: "alice".into(),
         direction: Direction::Incoming,
         video: true,
+        trusted: true,
         others: Vec::new(),
     }
 }
@@ -40,6 +41,7 @@ fn invitation(id: &str) -> Event {
         inviter: "alice".into(),
         call_type: CallType::Video,
         room_name: format!("room-{id}"),
+        trusted: true,
     })
 }
 
@@ -499,6 +501,7 @@ fn an_audio_call_starts_media_without_the_camera() {
         inviter: "alice".into(),
         call_type: CallType::Audio,
         room_name: "room-a1".into(),
+        trusted: true,
     });
     let (s, _) = step(state(Phase::Idle), audio_invitation, t0(), &settings());
     let (s, fx) = step(

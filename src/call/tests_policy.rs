@@ -22,6 +22,8 @@ fn settings(policy: AnswerPolicy) -> Settings {
     }
 }
 
+/// An invitation from `from`; the hub marks every caller trusted but `neighbour` (a
+/// contact allowed to ring, not to be answered by itself).
 fn invite(id: &str, from: &str) -> Event {
     Event::Hub(ServerEvent::CallInvitation {
         invitation_id: format!("inv-{id}"),
@@ -29,6 +31,7 @@ fn invite(id: &str, from: &str) -> Event {
         inviter: from.into(),
         call_type: CallType::Video,
         room_name: format!("room-{id}"),
+        trusted: from != "neighbour",
     })
 }
 
@@ -185,6 +188,29 @@ fn cases() -> Vec<Case> {
                 set(Timer::MediaStart, 20),
             ],
             ..ringing(Muted)
+        },
+        Case {
+            name: "auto: a caller the hub does not mark trusted rings",
+            events: vec![(0, invite("c1", "neighbour"))],
+            ..ringing(Auto)
+        },
+        Case {
+            name: "muted: a caller the hub does not mark trusted rings",
+            events: vec![(0, invite("c1", "neighbour"))],
+            ..ringing(Muted)
+        },
+        Case {
+            name: "auto_after: a caller the hub does not mark trusted rings, no timer",
+            events: vec![(0, invite("c1", "neighbour"))],
+            ..ringing(AutoAfter)
+        },
+        Case {
+            name: "auto with an allow-list: a listed caller is answered, trusted or not",
+            allow: &["neighbour"],
+            events: vec![(0, invite("c1", "neighbour"))],
+            phase: "answering",
+            effects: vec![accept("c1")],
+            ..ringing(Auto)
         },
         Case {
             name: "auto with an allow-list: a stranger rings",

@@ -11,6 +11,7 @@ fn call() -> CallInfo {
         peer: "alice".into(),
         direction: Direction::Incoming,
         video: true,
+        trusted: true,
         others: Vec::new(),
     }
 }

@@ -218,6 +218,7 @@ mod tests {
             peer: "grandma".into(),
             direction: Direction::Incoming,
             video: true,
+            trusted: true,
             others: Vec::new(),
         }
     }

@@ -22,6 +22,10 @@ pub struct World {
     pub alice: String,
     pub bob: String,
     pub grandma: String,
+    /// A user allowed to call nobody.
+    pub stranger: String,
+    /// A user allowed to ring box1, not trusted (box1 on `answer = "auto"` rings).
+    pub neighbour: String,
     pub box_credential: String,
     pub daemon: Option<Child>,
     pub daemon_log: PathBuf,
@@ -54,6 +58,16 @@ impl World {
         let bob = add_principal(&db, "bob", PrincipalKind::User).unwrap();
         let grandma = add_principal(&db, "grandma", PrincipalKind::User).unwrap();
         let alice = add_principal(&db, "alice", PrincipalKind::User).unwrap();
+        let stranger = add_principal(&db, "stranger", PrincipalKind::User).unwrap();
+        let neighbour = add_principal(&db, "neighbour", PrincipalKind::User).unwrap();
+        // Who may call whom: the test's household all call each other, trusted.
+        let household = ["box1", "ghost-box", "bob", "grandma", "alice"];
+        for callee in household {
+            for caller in household.iter().filter(|c| **c != callee) {
+                callbox_hub::allow_caller(&db, callee, caller, true).unwrap();
+            }
+        }
+        callbox_hub::allow_caller(&db, "box1", "neighbour", false).unwrap();
         let mut config = HubConfig::new(
             &db,
             LiveKitConfig::new(&lk.ws_url, &lk.api_key, &lk.api_secret),
@@ -76,6 +90,8 @@ impl World {
             alice,
             bob,
             grandma,
+            stranger,
+            neighbour,
             box_credential,
             daemon: None,
             daemon_log: dir.path().join("callbox.log"),
@@ -241,6 +257,22 @@ level = "info,callbox=debug"
         ];
         args.extend_from_slice(extra);
         PyPeer::spawn("caller.py", args)
+    }
+
+    /// `POST path` with `credential` and a JSON body: the status and the JSON body.
+    pub fn post_as(&self, credential: &str, path: &str, body: Value) -> (u16, Value) {
+        let url = format!("{}{path}", self.hub_url);
+        self.rt.block_on(async {
+            let resp = reqwest::Client::new()
+                .post(&url)
+                .bearer_auth(credential)
+                .json(&body)
+                .send()
+                .await
+                .expect("the hub answers");
+            let status = resp.status().as_u16();
+            (status, resp.json().await.unwrap_or(Value::Null))
+        })
     }
 
     /// `GET path` with `credential`: the status and the JSON body.

@@ -96,9 +96,18 @@ impl Env {
         config.ring_timeout_secs = setup.ring_timeout_secs;
         config.rejoin_grace_secs = setup.rejoin_grace_secs;
         let mut creds = HashMap::new();
-        for (identity, kind) in setup.principals {
-            let cred = callbox_hub::add_principal(&config.database, identity, kind).unwrap();
-            creds.insert(identity.to_owned(), cred);
+        for (identity, kind) in &setup.principals {
+            let cred = callbox_hub::add_principal(&config.database, identity, *kind).unwrap();
+            creds.insert((*identity).to_owned(), cred);
+        }
+        // The set-up's principals may all call each other (trusted); a test that
+        // needs a stranger adds one.
+        for (callee, _) in &setup.principals {
+            for (caller, _) in &setup.principals {
+                if callee != caller {
+                    callbox_hub::allow_caller(&config.database, callee, caller, true).unwrap();
+                }
+            }
         }
         let hub = callbox_hub::start_with_listener(config.clone(), listener)
             .await
@@ -115,6 +124,12 @@ impl Env {
 
     pub fn hub(&self) -> &RunningHub {
         self.hub.as_ref().expect("hub running")
+    }
+
+    /// Creates another principal (allowed to call nobody, callable by nobody).
+    pub fn add_principal(&mut self, who: &str, kind: PrincipalKind) {
+        let cred = callbox_hub::add_principal(&self.config.database, who, kind).unwrap();
+        self.creds.insert(who.to_owned(), cred);
     }
 
     pub fn cred(&self, who: &str) -> &str {

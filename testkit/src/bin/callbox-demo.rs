@@ -159,6 +159,21 @@ fn main() {
         &hub_bin,
         &["add-user", "--config", hub_cfg, "--identity", "demo-caller"],
     );
+    // Who may call whom: the demo caller may call the demo box, which answers it by
+    // itself (trusted).
+    output(
+        &hub_bin,
+        &[
+            "allow",
+            "--config",
+            hub_cfg,
+            "--box",
+            "demo-box",
+            "--caller",
+            "demo-caller",
+            "--trusted",
+        ],
+    );
 
     let mut procs = Procs(Vec::new());
     let hub_log = demo.join("hub.log");
