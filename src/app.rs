@@ -374,6 +374,7 @@ fn publish_status(status: &Mutex<Status>, state: &State, calls_answered: u64) {
     s.call_id = call.map(|c| c.call_id.clone());
     s.room = call.map(|c| c.room_name.clone());
     s.caller = call.map(|c| c.peer.clone());
+    s.caller_name = call.and_then(|c| c.peer_name.clone());
     s.participants = call.map(|c| c.others.clone()).unwrap_or_default();
     s.direction = call.map(|c| match c.direction {
         Direction::Incoming => "incoming".to_owned(),

@@ -260,6 +260,11 @@ fn only_allowed_callers_ring_and_only_trusted_ones_are_answered_by_themselves() 
         s.state == "ringing"
     });
     assert_eq!(s.caller.as_deref(), Some("neighbour"));
+    assert_eq!(
+        s.caller_name.as_deref(),
+        Some("Mrs Jones next door"),
+        "the hub sends the caller's display name for the screen"
+    );
     let log = w.daemon_log();
     assert!(
         !log.contains("stranger"),

@@ -179,6 +179,8 @@ impl Call {
             invitation_id: invitation.id.clone(),
             call_id: self.id.clone(),
             inviter: self.inviter.clone(),
+            // Filled in by the service on delivery (the model has no names).
+            inviter_name: None,
             call_type: self.call_type,
             room_name: self.room_name.clone(),
             trusted: invitation.trusted,

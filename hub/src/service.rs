@@ -461,7 +461,7 @@ impl Hub {
                     call.invitations
                         .iter()
                         .filter(|i| i.identity == identity && i.status == InvitationStatus::Pending)
-                        .map(|i| call.invitation_event(i))
+                        .map(|i| self.named(&call.invitation_event(i)))
                 })
                 .collect(),
             Err(e) => {
@@ -631,8 +631,26 @@ impl Hub {
         Ok(())
     }
 
+    /// `event` with the inviter's display name filled in (a `call_invitation`).
+    fn named(&self, event: &ServerEvent) -> ServerEvent {
+        let mut event = event.clone();
+        if let ServerEvent::CallInvitation {
+            inviter,
+            inviter_name: name @ None,
+            ..
+        } = &mut event
+        {
+            *name = contacts::display_name(&self.store, inviter).unwrap_or_else(|e| {
+                tracing::warn!(inviter = %inviter, error = %e, "cannot read the display name");
+                None
+            });
+        }
+        event
+    }
+
     fn deliver(&self, call_id: &str, effects: &Effects) {
         for (who, event) in &effects.events {
+            let event = &self.named(event);
             let n = self.clients.send(who, event);
             tracing::debug!(call_id, to = %who, connections = n, event = ?event, "event queued");
         }

@@ -271,6 +271,7 @@ async fn only_allowed_callers_ring_and_contacts_show_presence() {
     env.add_principal("neighbour", callbox_hub::PrincipalKind::User);
     callbox_hub::allow_caller(&env.config.database, "box1", "neighbour", false).unwrap();
     callbox_hub::set_display_name(&env.config.database, "box1", Some("Hallway box")).unwrap();
+    callbox_hub::set_display_name(&env.config.database, "alice", Some("Alice")).unwrap();
     let mut box1 = env.ws("box1").await;
 
     let (status, body) = env
@@ -309,8 +310,14 @@ async fn only_allowed_callers_ring_and_contacts_show_presence() {
     env.invite("alice", &["box1"]).await;
     match box1.next_event().await {
         ServerEvent::CallInvitation {
-            inviter, trusted, ..
-        } => assert_eq!((inviter.as_str(), trusted), ("alice", true)),
+            inviter,
+            inviter_name,
+            trusted,
+            ..
+        } => assert_eq!(
+            (inviter.as_str(), inviter_name.as_deref(), trusted),
+            ("alice", Some("Alice"), true)
+        ),
         other => panic!("expected alice's invitation, got {other:?}"),
     }
 

@@ -307,6 +307,10 @@ pub enum ServerEvent {
         call_id: String,
         /// Caller identity.
         inviter: String,
+        /// The caller's display name (`callbox-hub set-name`), when it has one: what
+        /// a screen shows.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inviter_name: Option<String>,
         /// Video or audio.
         call_type: CallType,
         /// LiveKit room name.
@@ -440,6 +444,7 @@ mod tests {
                 invitation_id: "i1".into(),
                 call_id: "c1".into(),
                 inviter: "alice".into(),
+                inviter_name: None,
                 call_type: CallType::Video,
                 room_name: "r1".into(),
                 trusted: true,

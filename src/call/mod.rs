@@ -108,6 +108,7 @@ impl Machine<'_> {
                             invitation_id: String::new(),
                             room_name: join.room_name.clone(),
                             peer: callee,
+                            peer_name: None,
                             direction: Direction::Outgoing,
                             // Speed-dial places video calls (InviteRequest's default).
                             video: true,
@@ -219,6 +220,7 @@ impl Machine<'_> {
                 invitation_id,
                 call_id,
                 inviter,
+                inviter_name,
                 room_name,
                 call_type,
                 trusted,
@@ -228,6 +230,7 @@ impl Machine<'_> {
                     invitation_id,
                     room_name,
                     peer: inviter,
+                    peer_name: inviter_name,
                     direction: Direction::Incoming,
                     video: call_type != CallType::Audio,
                     trusted,

@@ -26,8 +26,10 @@ pub struct CallInfo {
     pub invitation_id: String,
     /// LiveKit room.
     pub room_name: String,
-    /// The other party: the caller, or whom the box dialled.
+    /// The other party: the caller, or whom the box dialled (an identity).
     pub peer: String,
+    /// The caller's display name, when the hub sent one (`inviterName`).
+    pub peer_name: Option<String>,
     /// Incoming or outgoing.
     pub direction: Direction,
     /// A video call: the camera is published. `false` for an invitation with
@@ -43,11 +45,16 @@ pub struct CallInfo {
 }
 
 impl CallInfo {
-    /// Everybody the box talks to: `peer`, then the others (`"alice, bob"`).
+    /// Who the box talks to, for a person: `peer`'s display name, else its identity.
+    pub fn peer_display(&self) -> &str {
+        self.peer_name.as_deref().unwrap_or(&self.peer)
+    }
+
+    /// Everybody the box talks to: the peer (by its display name), then the others
+    /// (`"Grandma, bob"`).
     pub fn party(&self) -> String {
-        std::iter::once(&self.peer)
-            .chain(&self.others)
-            .map(String::as_str)
+        std::iter::once(self.peer_display())
+            .chain(self.others.iter().map(String::as_str))
             .collect::<Vec<_>>()
             .join(", ")
     }

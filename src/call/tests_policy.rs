@@ -29,6 +29,7 @@ fn invite(id: &str, from: &str) -> Event {
         invitation_id: format!("inv-{id}"),
         call_id: id.into(),
         inviter: from.into(),
+        inviter_name: None,
         call_type: CallType::Video,
         room_name: format!("room-{id}"),
         trusted: from != "neighbour",

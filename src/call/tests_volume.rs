@@ -9,6 +9,7 @@ fn call() -> CallInfo {
         invitation_id: "inv-c1".into(),
         room_name: "room-c1".into(),
         peer: "alice".into(),
+        peer_name: None,
         direction: Direction::Incoming,
         video: true,
         trusted: true,

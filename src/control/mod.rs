@@ -58,6 +58,9 @@ pub struct Status {
     /// Who called (or whom the box called).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<String>,
+    /// The caller's display name, when the hub sent one (the screen shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_name: Option<String>,
     /// Everybody else in a group call besides `caller` and the box, in the order they
     /// joined.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

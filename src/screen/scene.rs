@@ -41,14 +41,14 @@ pub fn scene_for(state: &State, name: &str, hub_url: &str) -> Scene {
             dnd: state.dnd(),
         },
         Phase::Ringing { call } => Scene::Ringing {
-            peer: call.peer.clone(),
+            peer: call.peer_display().to_owned(),
             video: call.video,
         },
         Phase::Dialing { callee } => Scene::Calling {
             peer: callee.clone(),
         },
         Phase::Calling { call, .. } => Scene::Calling {
-            peer: call.peer.clone(),
+            peer: call.peer_display().to_owned(),
         },
         Phase::Answering { call }
         | Phase::Joining { call, .. }
@@ -69,10 +69,10 @@ pub fn ending(before: &Phase, event: &Event, now: Instant) -> Option<Ending> {
     match before {
         Phase::Ringing { call } => Some(match event {
             Event::Command(Command::Decline) | Event::Button(_) => Ending::Declined {
-                peer: call.peer.clone(),
+                peer: call.peer_display().to_owned(),
             },
             _ => Ending::Missed {
-                peer: call.peer.clone(),
+                peer: call.peer_display().to_owned(),
             },
         }),
         Phase::Dialing { callee } => Some(Ending::NotAnswered {
@@ -84,7 +84,7 @@ pub fn ending(before: &Phase, event: &Event, now: Instant) -> Option<Ending> {
             Event::Command(Command::Hangup) | Event::Button(_) => None,
             Event::Hub(ServerEvent::InvitationRejected { reason, .. }) => {
                 Some(Ending::NotAnswered {
-                    peer: call.peer.clone(),
+                    peer: call.peer_display().to_owned(),
                     reason: Some(
                         match reason {
                             RejectReason::Busy => "busy",
@@ -97,7 +97,7 @@ pub fn ending(before: &Phase, event: &Event, now: Instant) -> Option<Ending> {
                 })
             }
             _ => Some(Ending::NotAnswered {
-                peer: call.peer.clone(),
+                peer: call.peer_display().to_owned(),
                 reason: None,
             }),
         },
@@ -216,6 +216,7 @@ mod tests {
             invitation_id: "i1".into(),
             room_name: "r1".into(),
             peer: "grandma".into(),
+            peer_name: None,
             direction: Direction::Incoming,
             video: true,
             trusted: true,
@@ -236,6 +237,43 @@ mod tests {
             hub_online,
             ..State::new()
         }
+    }
+
+    /// The hub's display name is what a person reads; the identity only without one.
+    #[test]
+    fn the_screen_names_the_caller_by_display_name() {
+        let named = CallInfo {
+            peer_name: Some("Grandma".into()),
+            others: vec!["bob".into()],
+            ..call()
+        };
+        let ringing = state(
+            Phase::Ringing {
+                call: named.clone(),
+            },
+            true,
+        );
+        assert!(matches!(
+            scene_for(&ringing, "box", "http://hub"),
+            Scene::Ringing { peer, .. } if peer == "Grandma"
+        ));
+        let t0 = Instant::now();
+        let in_call = state(
+            Phase::InCall {
+                call: named,
+                answered_at: t0,
+            },
+            true,
+        );
+        assert!(matches!(
+            scene_for(&in_call, "box", "http://hub"),
+            Scene::InCall { peer, .. } if peer == "Grandma, bob"
+        ));
+        let plain = state(Phase::Ringing { call: call() }, true);
+        assert!(matches!(
+            scene_for(&plain, "box", "http://hub"),
+            Scene::Ringing { peer, .. } if peer == "grandma"
+        ));
     }
 
     fn press() -> Event {

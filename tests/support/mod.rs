@@ -68,6 +68,7 @@ impl World {
             }
         }
         callbox_hub::allow_caller(&db, "box1", "neighbour", false).unwrap();
+        callbox_hub::set_display_name(&db, "neighbour", Some("Mrs Jones next door")).unwrap();
         let mut config = HubConfig::new(
             &db,
             LiveKitConfig::new(&lk.ws_url, &lk.api_key, &lk.api_secret),
