@@ -48,15 +48,8 @@ enum Command {
     /// Allow a caller to call a box (or a user): without it, the caller's invitations
     /// are refused (403) and never ring.
     Allow {
-        /// Hub config file (TOML); only `database` is used.
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
-        /// Who is called: a device or a user.
-        #[arg(long, visible_alias = "box", value_name = "IDENTITY")]
-        callee: String,
-        /// Who may call it.
-        #[arg(long, value_name = "IDENTITY")]
-        caller: String,
+        #[command(flatten)]
+        pair: ContactPair,
         /// The callee may answer by itself: a box with `answer = "auto"` answers
         /// trusted callers without a press and rings for the others.
         #[arg(long)]
@@ -64,15 +57,8 @@ enum Command {
     },
     /// Take a caller off a callee's list.
     Revoke {
-        /// Hub config file (TOML); only `database` is used.
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
-        /// Who is called.
-        #[arg(long, visible_alias = "box", value_name = "IDENTITY")]
-        callee: String,
-        /// Who may no longer call it.
-        #[arg(long, value_name = "IDENTITY")]
-        caller: String,
+        #[command(flatten)]
+        pair: ContactPair,
     },
     /// Set the name a device or user is shown by (contacts, the caller app).
     SetName {
@@ -86,6 +72,20 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+}
+
+/// A callee and a caller, for `allow` and `revoke`.
+#[derive(Debug, clap::Args)]
+struct ContactPair {
+    /// Hub config file (TOML); only `database` is used.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Who is called: a device or a user.
+    #[arg(long, visible_alias = "box", value_name = "IDENTITY")]
+    callee: String,
+    /// Who calls it.
+    #[arg(long, value_name = "IDENTITY")]
+    caller: String,
 }
 
 /// Exit status for errors a restart cannot fix (bad config): `EX_CONFIG`;
@@ -114,9 +114,12 @@ fn main() -> ExitCode {
         Command::AddDevice { config, identity } => add(config, &identity, PrincipalKind::Device),
         Command::AddUser { config, identity } => add(config, &identity, PrincipalKind::User),
         Command::Allow {
-            config,
-            callee,
-            caller,
+            pair:
+                ContactPair {
+                    config,
+                    callee,
+                    caller,
+                },
             trusted,
         } => HubConfig::load(&config)
             .map_err(anyhow::Error::from)
@@ -135,9 +138,12 @@ fn main() -> ExitCode {
                 Ok(())
             }),
         Command::Revoke {
-            config,
-            callee,
-            caller,
+            pair:
+                ContactPair {
+                    config,
+                    callee,
+                    caller,
+                },
         } => HubConfig::load(&config)
             .map_err(anyhow::Error::from)
             .and_then(|c| {

@@ -179,7 +179,14 @@ impl StatusSource {
         s.video_frames_received = recv;
         s.audio_buffers_received = audio;
         s.video_encoder = self.counters.video_encoder();
-        s.network = self.counters.network();
+        // Only while the call has media: between the call ending (the state machine is
+        // already idle) and the media thread tearing the pipelines down, the last
+        // sample is still there, and `idle` with network figures would be a lie.
+        s.network = if s.livekit == "down" {
+            None
+        } else {
+            self.counters.network()
+        };
         s.leds = (self.leds)();
         s.ringtone_playing = self.ringtone.is_playing();
         s.ringtone_audible_buffers = self.ringtone.audible_buffers();
