@@ -323,7 +323,10 @@ async fn ws(
         )
         .into_response();
     };
-    upgrade.on_upgrade(move |socket| crate::ws::run_connection(hub, caller, socket, alive))
+    upgrade
+        .max_message_size(crate::ws::MAX_CLIENT_MESSAGE_BYTES)
+        .max_frame_size(crate::ws::MAX_CLIENT_MESSAGE_BYTES)
+        .on_upgrade(move |socket| crate::ws::run_connection(hub, caller, socket, alive))
 }
 
 async fn webhook(

@@ -47,6 +47,11 @@ pub enum Outgoing {
 
 type Registry = HashMap<String, HashMap<u64, mpsc::Sender<Outgoing>>>;
 
+/// The largest WebSocket message (and frame) a client may send, in bytes (tungstenite's
+/// default is 64 MiB). Clients send nothing but pings today; a bigger message closes the
+/// connection.
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
+
 /// Open connections per identity (several per identity allowed).
 #[derive(Debug, Default)]
 pub struct Clients {

@@ -348,6 +348,22 @@ async fn only_allowed_callers_ring_and_contacts_show_presence() {
     assert_eq!(none, json!([]), "a stranger may call nobody");
 }
 
+/// A client message over the limit closes that connection only; the hub serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_websocket_message_closes_the_connection() {
+    let env = Env::start(Setup::default()).await;
+    let mut ws = env.ws("alice").await;
+    ws.send_text("x".repeat(callbox_hub::ws::MAX_CLIENT_MESSAGE_BYTES + 1))
+        .await;
+    assert!(ws.closed_within(Duration::from_secs(5)).await);
+    let mut again = env.ws("alice").await;
+    env.invite("bob", &["alice"]).await;
+    assert!(matches!(
+        again.next_event().await,
+        ServerEvent::CallInvitation { .. }
+    ));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_are_required() {
     let env = Env::start(Setup::default()).await;

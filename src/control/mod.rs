@@ -310,11 +310,38 @@ pub async fn serve_on(listener: UnixListener, source: StatusSource) -> Result<()
     }
 }
 
+/// The longest request line the control socket reads, in bytes. A longer one is
+/// answered with an error and the connection is closed (a request is a few dozen
+/// bytes; an unbounded line would grow the daemon's memory without limit).
+pub const MAX_REQUEST_BYTES: u64 = 64 * 1024;
+
 async fn handle(stream: UnixStream, source: &StatusSource) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt;
     let (r, mut w) = stream.into_split();
-    let mut lines = BufReader::new(r).lines();
-    while let Some(line) = lines.next_line().await? {
-        let answer = match serde_json::from_str::<WireRequest>(&line) {
+    let mut reader = BufReader::new(r);
+    loop {
+        let mut buf = Vec::new();
+        let n = (&mut reader)
+            .take(MAX_REQUEST_BYTES + 1)
+            .read_until(b'\n', &mut buf)
+            .await?;
+        if n == 0 {
+            break;
+        }
+        if buf.last() != Some(&b'\n') && buf.len() as u64 > MAX_REQUEST_BYTES {
+            tracing::warn!(
+                limit = MAX_REQUEST_BYTES,
+                "control request too long, closing"
+            );
+            let answer = serde_json::json!({
+                "error": format!("request longer than {MAX_REQUEST_BYTES} bytes")
+            });
+            w.write_all(format!("{answer}\n").as_bytes()).await?;
+            return Ok(());
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end_matches(['\n', '\r']);
+        let answer = match serde_json::from_str::<WireRequest>(line) {
             Ok(req) if req.cmd == "status" => serde_json::to_value(source.snapshot())
                 .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()})),
             Ok(req) if req.cmd == "screenshot" => screenshot(source).await,
@@ -575,6 +602,16 @@ mod tests {
             .await
             .unwrap();
         assert!(bad["error"].as_str().unwrap().contains("up, down"), "{bad}");
+        // A line longer than the limit is refused and does not take the daemon down:
+        // the next connection is served.
+        let huge = format!(r#"{{"cmd":"dial","identity":"{}"}}"#, "a".repeat(100_000));
+        let bad = request(&path, &huge).await.unwrap();
+        assert_eq!(
+            bad["error"],
+            format!("request longer than {MAX_REQUEST_BYTES} bytes")
+        );
+        let ok = request(&path, r#"{"cmd":"answer"}"#).await.unwrap();
+        assert_eq!(ok, serde_json::json!({"ok": true}));
         server.abort();
     }
 

@@ -271,6 +271,12 @@ impl Ws {
         }
     }
 
+    /// Sends a text message.
+    pub async fn send_text(&mut self, text: String) {
+        use futures_util::SinkExt;
+        let _ = self.stream.send(Message::Text(text.into())).await;
+    }
+
     /// True when the server closes the connection within `wait`.
     pub async fn closed_within(&mut self, wait: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + wait;
