@@ -9,7 +9,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build test demo lint fmt bench clean-demo deb deb-check deb-arm64 yocto-check lab lab-shell
+.PHONY: setup build test demo lint fmt bench clean-demo deb deb-check deb-arm64 yocto-check lab lab-shell web
 
 setup:
 	bash scripts/setup.sh
@@ -28,6 +28,11 @@ demo: build
 # Benchmarks print numbers (release build); they assert nothing.
 bench: setup
 	$(CARGO) bench --bench ring_latency
+
+# The caller web app (hub/web): rebuild hub/web/dist from the pinned lockfile (npm).
+# dist/ is checked in, so building the hub never needs npm.
+web:
+	cd hub/web && npm ci --no-audit --no-fund && npm run build
 
 lint:
 	$(CARGO) fmt --all -- --check

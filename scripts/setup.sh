@@ -7,8 +7,9 @@
 #      by version ($CALLBOX_CACHE/livekit-server-<ver>/livekit-server), so a fresh
 #      clone does not rebuild it.
 #   3. cargo-deb, for `make deb`, cached the same way.
-#   4. A Python virtual environment with the LiveKit Python SDK (the test caller),
-#      keyed by the hash of tests/peers/requirements.txt.
+#   4. A Python virtual environment with the LiveKit Python SDK (the test caller) and
+#      Playwright (drives chromium for the web app's test), keyed by the hash of
+#      tests/peers/requirements.txt.
 #   5. With CALLBOX_ARM64=1 (make deb-arm64): the arm64 cross toolchain and sysroot
 #      (scripts/arm64-sysroot.sh).
 #
@@ -31,6 +32,8 @@ debs=(
   gstreamer1.0-tools libasound2-dev libudev-dev libssl-dev python3-venv
   # The call screen's text (textoverlay, in the pango plugin) and a font for it.
   gstreamer1.0-x fonts-dejavu-core
+  # The caller web app's browser test (Playwright drives it; tests/peers/browser.py).
+  chromium
   # make deb-check: a clean Debian to install the packages into; systemd-analyze.
   mmdebstrap systemd
   # make lab: QEMU, the initramfs, depmod, objtool's libelf, the port-forward check.

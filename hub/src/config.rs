@@ -116,6 +116,10 @@ pub struct HubConfig {
     /// Lifetime of the LiveKit tokens the hub mints, in seconds.
     #[serde(default = "default_token_ttl_secs")]
     pub token_ttl_secs: u64,
+    /// Where people open the caller app, e.g. `https://hub.example.org` (the base of
+    /// the links `callbox-hub invite-link` prints). Empty: `http://<listen>`.
+    #[serde(default)]
+    pub public_url: String,
     /// The LiveKit server.
     pub livekit: LiveKitConfig,
     /// Where this config came from, for error messages (not a TOML key).
@@ -158,8 +162,19 @@ impl HubConfig {
             rejoin_grace_secs: default_rejoin_grace_secs(),
             max_participants: default_max_participants(),
             token_ttl_secs: default_token_ttl_secs(),
+            public_url: String::new(),
             livekit,
             source: None,
+        }
+    }
+
+    /// The caller app's address: `public_url` without a trailing `/`, else
+    /// `http://<listen>`.
+    pub fn app_url(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.public_url.trim_end_matches('/').to_owned()
         }
     }
 
@@ -212,6 +227,15 @@ impl HubConfig {
         }
         if self.token_ttl_secs == 0 {
             return Err(invalid("token_ttl_secs", "must be at least 1"));
+        }
+        let public_ok = self.public_url.is_empty()
+            || self.public_url.starts_with("http://")
+            || self.public_url.starts_with("https://");
+        if !public_ok {
+            return Err(invalid(
+                "public_url",
+                "must be empty or start with http:// or https://",
+            ));
         }
         if self.database.as_os_str().is_empty() {
             return Err(invalid("database", "must not be empty"));

@@ -14,14 +14,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use callbox_protocol::{
-    Ack, CallStatus, EndRequest, ErrorBody, Health, InviteRequest, RespondRequest,
+    Ack, CallStatus, EndRequest, ErrorBody, Health, InviteRequest, Me, RespondRequest,
+    SigninRequest, SigninResponse,
 };
 use serde::Deserialize;
 
 use crate::auth::{AuthError, Principal, bearer_from_header, hash_credential};
 use crate::livekit::LiveKitError;
 use crate::model::CallError;
-use crate::service::{Hub, Responded, ServiceError};
+use crate::service::{Hub, Responded, ServiceError, now_ms};
+use crate::sessions::{self, SessionError};
 
 /// An error response: status + [`ErrorBody`].
 #[derive(Debug, thiserror::Error)]
@@ -127,12 +129,15 @@ pub struct Caller(pub Principal);
 /// The authenticated caller of `/ws`: the header, or `?access_token=` for browsers.
 pub struct WsCaller(pub Principal);
 
+/// A principal's own credential, else a browser session's (`crate::sessions`).
 fn authenticate(hub: &Hub, credential: Option<&str>) -> Result<Principal, ApiError> {
     let credential = credential.ok_or(AuthError::MissingCredential)?;
-    match hub
-        .store
-        .principal_by_credential_hash(&hash_credential(credential))
-    {
+    let hash = hash_credential(credential);
+    let found = match hub.store.principal_by_credential_hash(&hash) {
+        Ok(None) => sessions::principal(&hub.store, &hash),
+        other => other,
+    };
+    match found {
         Ok(Some(p)) => Ok(p),
         Ok(None) => Err(AuthError::UnknownCredential.into()),
         Err(e) => Err(ApiError::internal(&e)),
@@ -185,7 +190,11 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/api/calls/active", get(active))
         .route("/api/contacts", get(contacts))
         .route("/api/calls/history", get(history))
+        .route("/api/me", get(me))
+        .route("/api/signin", post(signin))
+        .route("/api/signout", post(signout))
         .route("/ws", get(ws))
+        .merge(crate::web::router())
         .fallback(not_found)
         .with_state(hub)
 }
@@ -285,6 +294,56 @@ async fn contacts(
     Caller(caller): Caller,
 ) -> Result<Response, ApiError> {
     Ok(Json(hub.contacts(&caller)?).into_response())
+}
+
+async fn me(State(hub): State<Arc<Hub>>, Caller(caller): Caller) -> Result<Json<Me>, ApiError> {
+    let display_name = crate::contacts::display_name(&hub.store, &caller.identity)
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(Json(Me {
+        identity: caller.identity,
+        display_name,
+        kind: caller.kind.as_str().to_owned(),
+    }))
+}
+
+async fn signin(
+    State(hub): State<Arc<Hub>>,
+    body: Result<Json<SigninRequest>, JsonRejection>,
+) -> Result<Json<SigninResponse>, ApiError> {
+    let Json(req) = body?;
+    match sessions::redeem(&hub.store, &req.code, now_ms()) {
+        Ok((identity, credential)) => {
+            tracing::info!(identity, "signed in with a one-time link");
+            Ok(Json(SigninResponse {
+                identity,
+                credential,
+            }))
+        }
+        Err(e @ SessionError::InvalidLink) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_link",
+            e.to_string(),
+        )),
+        Err(e) => Err(ApiError::internal(&e)),
+    }
+}
+
+/// Forgets the browser session the request authenticates with; a principal's own
+/// credential stays valid (the page forgets it itself).
+async fn signout(
+    State(hub): State<Arc<Hub>>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+) -> Result<Json<Ack>, ApiError> {
+    let credential = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_from_header)
+        .unwrap_or_default();
+    let forgot = sessions::forget(&hub.store, &hash_credential(credential))
+        .map_err(|e| ApiError::internal(&e))?;
+    tracing::info!(identity = caller.identity, session = forgot, "signed out");
+    Ok(Json(Ack { ok: true }))
 }
 
 async fn active(State(hub): State<Arc<Hub>>, Caller(caller): Caller) -> Result<Response, ApiError> {

@@ -20,8 +20,10 @@ pub mod http;
 pub mod livekit;
 pub mod model;
 pub mod service;
+pub mod sessions;
 pub mod store;
 pub mod tokens;
+pub mod web;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -56,6 +58,9 @@ pub enum HubError {
     /// A contacts change was refused.
     #[error(transparent)]
     Contact(#[from] ContactError),
+    /// A sign-in link could not be made.
+    #[error(transparent)]
+    Session(#[from] sessions::SessionError),
     /// Start-up recovery of stored calls failed.
     #[error("recovering stored calls: {0}")]
     Recover(#[from] ServiceError),
@@ -240,4 +245,24 @@ pub fn set_display_name(
     let store = store::Store::open(db_path.as_ref())?;
     contacts::set_display_name(&store, identity, name)?;
     Ok(())
+}
+
+/// Makes a one-time sign-in link code for the user `identity`, valid for `valid_hours`
+/// (see [`sessions`]); the caller app at `<public_url>/#signin=<code>` redeems it.
+/// Works with or without a running hub.
+///
+/// Errors: [`sessions::SessionError`] (unknown user, a device, bad validity), the
+/// database.
+pub fn signin_link_code(
+    db_path: impl AsRef<Path>,
+    identity: &str,
+    valid_hours: u32,
+) -> Result<String, HubError> {
+    let store = store::Store::open(db_path.as_ref())?;
+    Ok(sessions::create_link(
+        &store,
+        identity,
+        valid_hours,
+        service::now_ms(),
+    )?)
 }

@@ -1,5 +1,5 @@
 //! `callbox-hub` command line: `serve`, `add-device`, `add-user`, `allow`, `revoke`,
-//! `set-name`. Under systemd
+//! `set-name`, `invite-link`. Under systemd
 //! (`callbox-hub.service`, `Type=notify`) `serve` reports `READY=1` once it listens and
 //! feeds the watchdog from its runtime.
 
@@ -71,6 +71,20 @@ enum Command {
         /// 1-64 printable characters; omit to clear.
         #[arg(long)]
         name: Option<String>,
+    },
+    /// Print a one-time link that signs a user in to the caller app (so nobody types
+    /// a credential); it works once, until it expires.
+    InviteLink {
+        /// Hub config file (TOML); `database`, and `public_url` (else `listen`) for the
+        /// link's address.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The user.
+        #[arg(long, value_name = "IDENTITY")]
+        user: String,
+        /// How long the link works, in hours (1-720).
+        #[arg(long, default_value_t = callbox_hub::sessions::DEFAULT_LINK_VALID_HOURS)]
+        valid_hours: u32,
     },
 }
 
@@ -168,6 +182,19 @@ fn main() -> ExitCode {
             .and_then(|c| {
                 callbox_hub::set_display_name(&c.database, &identity, name.as_deref())
                     .with_context(|| format!("naming {identity}"))?;
+                Ok(())
+            }),
+        Command::InviteLink {
+            config,
+            user,
+            valid_hours,
+        } => HubConfig::load(&config)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| {
+                let code = callbox_hub::signin_link_code(&c.database, &user, valid_hours)
+                    .with_context(|| format!("making a sign-in link for {user}"))?;
+                give_to_directory_owner(&c.database)?;
+                println!("{}/#signin={code}", c.app_url());
                 Ok(())
             }),
     };

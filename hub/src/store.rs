@@ -47,8 +47,8 @@ pub enum StoreError {
 }
 
 /// 2: contacts, `principals.display_name`, `invitations.trusted` (added to a version 1
-/// database by [`migrate`]).
-const SCHEMA_VERSION: i64 = 2;
+/// database by [`migrate`]). 3: sign-in links and browser sessions (`crate::sessions`).
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS principals (
@@ -134,6 +134,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::contacts::SCHEMA)?;
+        conn.execute_batch(crate::sessions::SCHEMA)?;
         migrate(&conn)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {

@@ -251,6 +251,36 @@ fn serve_answers_and_stops_on_sigterm() {
         .unwrap();
     assert_eq!(active.status(), 200);
 
+    // A one-time sign-in link for the caller app, at the hub's address (no public_url).
+    let link = run(&["invite-link", "--config", config, "--user", "alice"]);
+    assert!(link.status.success(), "{}", stderr(&link));
+    let link = stdout(&link);
+    let code = link
+        .trim()
+        .strip_prefix(&format!("http://127.0.0.1:{port}/#signin="))
+        .unwrap_or_else(|| panic!("a link to the app: {link:?}"));
+    assert_eq!(code.len(), 64, "{link}");
+    let signed_in = rt
+        .block_on(
+            client
+                .post(format!("http://127.0.0.1:{port}/api/signin"))
+                .json(&serde_json::json!({ "code": code }))
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(signed_in.status(), 200);
+    // Links are for people: a box, or nobody, gets a clear error.
+    run(&["add-device", "--config", config, "--identity", "box1"]);
+    for who in ["box1", "nobody"] {
+        let out = run(&["invite-link", "--config", config, "--user", who]);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains(&format!("no user `{who}`")),
+            "{}",
+            stderr(&out)
+        );
+    }
+
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

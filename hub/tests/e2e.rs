@@ -9,7 +9,7 @@ use callbox_protocol::{CallStatus, ErrorBody, JoinInfo, RejectReason, ServerEven
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::json;
-use support::{Env, Setup};
+use support::{Env, Setup, split};
 
 fn error_code(body: &serde_json::Value) -> String {
     let e: ErrorBody = serde_json::from_value(body.clone()).expect("an ErrorBody");
@@ -736,4 +736,120 @@ async fn livekit_down_is_502_and_the_call_failed() {
         box_ws.try_next_event(Duration::from_millis(300)).await,
         None
     );
+}
+
+/// The caller app's sign-in: a one-time link opens a browser session for its user
+/// (without rotating the user's own credential), `/api/me` says who is signed in, the
+/// link works once, and sign-out ends the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_link_works_once_and_sign_out_ends_the_session() {
+    let env = Env::start(Setup::default()).await;
+    callbox_hub::set_display_name(&env.config.database, "alice", Some("Alice")).unwrap();
+    let code = callbox_hub::signin_link_code(&env.config.database, "alice", 1).unwrap();
+    let signin = |code: String| {
+        let http = env.http.clone();
+        let url = env.url("/api/signin");
+        async move {
+            let resp = http
+                .post(url)
+                .json(&serde_json::json!({ "code": code }))
+                .send()
+                .await
+                .unwrap();
+            split(resp).await
+        }
+    };
+    let (status, body) = signin(code.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["identity"], "alice");
+    let session = body["credential"].as_str().unwrap().to_owned();
+    assert_ne!(session, env.cred("alice"));
+
+    let me = |cred: String| {
+        let http = env.http.clone();
+        let url = env.url("/api/me");
+        async move { split(http.get(url).bearer_auth(cred).send().await.unwrap()).await }
+    };
+    let (status, body) = me(session.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!({"identity": "alice", "displayName": "Alice", "kind": "user"})
+    );
+    // The session works on /ws too, and alice's own credential still works.
+    let (status, _) = me(env.cred("alice").to_owned()).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Used once: refused the second time, in words.
+    let (status, body) = signin(code).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"], "invalid_link");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("ask for a new one")
+    );
+
+    let resp = env
+        .http
+        .post(env.url("/api/signout"))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (status, _) = me(session).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = me(env.cred("alice").to_owned()).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "alice's own credential is untouched"
+    );
+}
+
+/// The caller app is served by the hub itself: the page, its script and style, with a
+/// Content-Security-Policy that loads nothing from elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_serves_the_caller_app() {
+    let env = Env::start(Setup::default()).await;
+    let page = env.http.get(env.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("app.js") && html.contains("app.css"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("://"),
+        "the page loads nothing from another address: {html}"
+    );
+    for (path, kind) in [
+        ("/app.js", "text/javascript"),
+        ("/app.css", "text/css"),
+        ("/favicon.svg", "image/svg+xml"),
+    ] {
+        let resp = env.http.get(env.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(kind),
+            "{path}"
+        );
+        assert!(!resp.bytes().await.unwrap().is_empty(), "{path}");
+    }
 }

@@ -151,6 +151,36 @@ pub struct PublishedTrack {
     pub codecs: Vec<String>,
 }
 
+/// `GET /api/me`: who the credential belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    /// The principal's identity.
+    pub identity: String,
+    /// Its display name (`callbox-hub set-name`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// `device` or `user`.
+    pub kind: String,
+}
+
+/// Body of `POST /api/signin`: the code of a one-time sign-in link
+/// (`callbox-hub invite-link`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigninRequest {
+    /// The code (the part after `#signin=` in the link).
+    pub code: String,
+}
+
+/// Reply to `POST /api/signin`: a session credential for the link's user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigninResponse {
+    /// The user.
+    pub identity: String,
+    /// A new bearer credential (64 hex characters) valid until `POST /api/signout`.
+    pub credential: String,
+}
+
 /// A plain acknowledgement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {

@@ -232,7 +232,7 @@ impl Env {
     }
 }
 
-async fn split(resp: reqwest::Response) -> (StatusCode, Value) {
+pub async fn split(resp: reqwest::Response) -> (StatusCode, Value) {
     let status = resp.status();
     let text = resp.text().await.unwrap();
     let value = serde_json::from_str(&text).unwrap_or(Value::String(text));

@@ -3,7 +3,9 @@
 //! Starts livekit-server (loopback only), `callbox-hub serve` with a demo device and a
 //! demo caller, `callbox run` (the machine's camera and microphone when it has them,
 //! test sources otherwise), then a scripted remote caller (LiveKit Python SDK) that
-//! dials the box, and prints what both ends received.
+//! dials the box, and prints what both ends received. Last it prints a one-time link
+//! that signs a browser in to the hub's caller app as the demo caller; on a terminal the
+//! hub and the box keep running (until Enter or Ctrl-C) so you can call the box yourself.
 //!
 //! Usage: `callbox-demo --bin-dir target/debug [--hold SECS]`. Logs and configs stay
 //! in `.demo/` at the repository root.
@@ -295,6 +297,21 @@ fn main() {
         demo.display()
     );
     let ok = summary["media_ok"] == true && n(&st, "video_frames_received") > 0;
+    if ok {
+        let link = output(
+            &hub_bin,
+            &["invite-link", "--config", hub_cfg, "--user", "demo-caller"],
+        );
+        println!();
+        println!("Now call the demo box yourself: open {link} in a browser");
+        println!("  (signs you in as demo-caller; then press Video on demo-box).");
+        use std::io::IsTerminal;
+        if std::io::stdin().is_terminal() {
+            println!("The hub and the box keep running; press Enter (or Ctrl-C) to stop.");
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+        }
+    }
     drop(procs);
     drop(lk);
     if !ok {

@@ -1,0 +1,215 @@
+//! Issue #9 end to end: the hub's caller web app in a real browser (Debian's chromium,
+//! driven by Playwright through `tests/peers/browser.py`, with chromium's fake camera
+//! and microphone), calling the real `callbox` daemon through a real LiveKit server.
+//!
+//! Screenshots of each screen, phone and desktop sizes, land in `target/web/`.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use callbox_testkit::PyPeer;
+use serde_json::Value;
+use support::World;
+
+/// The page, driven one command at a time (see `tests/peers/browser.py`).
+struct Browser {
+    peer: PyPeer,
+    sent: usize,
+}
+
+fn shots_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/web");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl Browser {
+    /// Opens `path` (e.g. `/`) of the hub's app in a new browser.
+    fn open(w: &World, name: &str, path: &str, extra: &[&str]) -> Browser {
+        let url = format!("{}{path}", w.hub_url);
+        let shots = shots_dir();
+        let mut args = vec![
+            "--url".to_owned(),
+            url,
+            "--shots".to_owned(),
+            shots.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let peer = PyPeer::spawn_named(name, "browser.py", args);
+        peer.expect_event("ready", Duration::from_secs(60));
+        Browser { peer, sent: 0 }
+    }
+
+    /// Runs one command; returns its `done` event, or panics with the page's errors.
+    fn run(&mut self, line: &str, timeout: Duration) -> Value {
+        self.peer.send_line(line);
+        self.sent += 1;
+        let n = self.sent as u64;
+        // browser.py numbers the commands it finishes (`n`, from 1).
+        let out = self.peer.wait_for(
+            |v| {
+                matches!(
+                    v.get("event").and_then(Value::as_str),
+                    Some("done" | "failed")
+                ) && v.get("n").and_then(Value::as_u64) == Some(n)
+            },
+            timeout,
+        );
+        match out {
+            Some(v) if v["event"] == "done" => v,
+            other => panic!(
+                "browser command `{line}` did not succeed: {other:?}\npage errors: {:?}\n{}",
+                self.page_errors(),
+                self.peer.report()
+            ),
+        }
+    }
+
+    fn page_errors(&self) -> Vec<Value> {
+        self.peer
+            .events()
+            .into_iter()
+            .filter(|v| v["event"] == "page_error")
+            .collect()
+    }
+
+    fn state(&mut self, state: &str, secs: u64) -> Value {
+        self.run(
+            &format!("state {state} {secs}"),
+            Duration::from_secs(secs + 10),
+        )
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        self.peer.send_line("quit");
+    }
+}
+
+const SECS: Duration = Duration::from_secs(30);
+
+#[test]
+fn a_browser_signed_in_by_link_calls_the_box_sees_it_mutes_and_hangs_up() {
+    let w = World::with_online_box("", "");
+    let db = w.dir.path().join("hub.sqlite3");
+    callbox_hub::set_display_name(&db, "box1", Some("Hallway box")).unwrap();
+    callbox_hub::set_display_name(&db, "grandma", Some("Grandma")).unwrap();
+    let code = callbox_hub::signin_link_code(&db, "grandma", 1).unwrap();
+
+    // The one-time link signs her in; the code leaves the address bar.
+    let mut page = Browser::open(&w, "grandma-page", &format!("/#signin={code}"), &[]);
+    page.run("presence box1 online 20", SECS);
+    assert!(
+        !page.run("url", SECS)["url"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&code)
+    );
+    page.run("shot contacts", SECS);
+
+    page.run("call box1 video", SECS);
+    // grandma is a trusted contact of box1: the box answers by itself.
+    page.state("in-call", 30);
+    let s = w.wait_status("in call with grandma", Duration::from_secs(30), |s| {
+        s.state == "in_call" && s.video_frames_received >= 30
+    });
+    assert_eq!(s.caller.as_deref(), Some("grandma"));
+    assert_eq!(s.caller_name.as_deref(), Some("Grandma"));
+    // The page shows the box's video: frames counted in the page.
+    let d = page.run("frames 60 30", Duration::from_secs(40));
+    let size = &d["size"];
+    assert!(
+        size[0].as_u64().unwrap_or(0) > 0,
+        "remote video has a size: {d}"
+    );
+    assert_eq!(d["micMuted"], false, "{d}");
+    page.run("shot in-call", SECS);
+
+    page.run("click mute", SECS);
+    assert_eq!(page.run("pressed mute", SECS)["pressed"], "true");
+    assert_eq!(page.run("debug", SECS)["micMuted"], true);
+
+    page.run("click hangup", SECS);
+    page.state("idle", 20);
+    w.wait_status("idle", Duration::from_secs(20), |s| s.state == "idle");
+    let h = page.run("history", SECS);
+    let first = h["history"][0]["text"].as_str().unwrap_or_default();
+    assert!(
+        first.contains("Hallway box"),
+        "the newest history row names the box: {h}"
+    );
+    page.run("shot history", SECS);
+    assert!(page.page_errors().is_empty(), "{:?}", page.page_errors());
+}
+
+#[test]
+fn the_box_speed_dials_the_browser_which_answers() {
+    let mut w = World::start();
+    let cred = w.box_credential.clone();
+    w.start_daemon_with(
+        &cred,
+        "[call]\nanswer = \"manual\"\nspeed_dial = \"grandma\"\n",
+    );
+    w.wait_status("online", Duration::from_secs(20), |s| {
+        s.hub_online && s.state == "idle"
+    });
+    let mut page = Browser::open(&w, "grandma-page", "/", &[]);
+    page.run("shot signin", SECS);
+    let grandma = w.grandma.clone();
+    page.run(&format!("signin {grandma}"), SECS);
+    page.run("presence box1 online 20", SECS);
+
+    assert_eq!(
+        w.ctl(&["press", "speed_dial"]),
+        serde_json::json!({"ok": true})
+    );
+    page.state("incoming", 20);
+    page.run("shot incoming", SECS);
+    page.run("click accept", SECS);
+    page.state("in-call", 30);
+    page.run("frames 30 30", Duration::from_secs(40));
+    w.wait_status("in call", Duration::from_secs(30), |s| {
+        s.state == "in_call" && s.video_frames_received >= 30
+    });
+    // The box hangs up; the page says so.
+    w.ctl(&["hangup"]);
+    let ended = page.state("idle", 20);
+    let msg = ended["message"].as_str().unwrap_or_default().to_lowercase();
+    assert!(
+        msg.contains("ended"),
+        "the page says the call ended: {ended}"
+    );
+    assert!(page.page_errors().is_empty(), "{:?}", page.page_errors());
+}
+
+#[test]
+fn a_caller_taken_off_the_list_gets_the_refusal_and_the_box_never_rings() {
+    let w = World::with_online_box("", "");
+    let db = w.dir.path().join("hub.sqlite3");
+    let mut page = Browser::open(&w, "neighbour-page", "/", &["--fake-clock"]);
+    let neighbour = w.neighbour.clone();
+    page.run(&format!("signin {neighbour}"), SECS);
+    page.run("presence box1 online 20", SECS);
+    // The owner takes the neighbour off box1's list while the page still shows box1
+    // (its clock is stopped, so it does not refresh the contacts first).
+    page.run("pause", SECS);
+    assert!(callbox_hub::revoke_caller(&db, "box1", "neighbour").unwrap());
+    page.run("call box1 video", SECS);
+    let refused = page.state("ended", 10);
+    let msg = refused["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("may not call"),
+        "the page shows the hub's refusal: {refused}"
+    );
+    page.run("shot refused", SECS);
+    let s = w.status().expect("box status");
+    assert_eq!(s.state, "idle");
+    assert!(
+        !w.daemon_log().contains("invitation"),
+        "the box's log shows no invitation:\n{}",
+        w.daemon_log()
+    );
+}
