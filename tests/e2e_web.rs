@@ -162,6 +162,25 @@ fn the_box_speed_dials_the_browser_which_answers() {
     page.run(&format!("signin {grandma}"), SECS);
     page.run("presence box1 online 20", SECS);
 
+    // From the keyboard: Escape declines; the box hears `declined` and is idle again.
+    assert_eq!(
+        w.ctl(&["press", "speed_dial"]),
+        serde_json::json!({"ok": true})
+    );
+    page.state("incoming", 20);
+    page.run("key Escape", SECS);
+    let declined = page.state("ended", 10);
+    assert!(
+        declined["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("declined"),
+        "{declined}"
+    );
+    w.wait_status("idle after the decline", Duration::from_secs(20), |s| {
+        s.state == "idle"
+    });
+
     assert_eq!(
         w.ctl(&["press", "speed_dial"]),
         serde_json::json!({"ok": true})
@@ -212,4 +231,31 @@ fn a_caller_taken_off_the_list_gets_the_refusal_and_the_box_never_rings() {
         "the box's log shows no invitation:\n{}",
         w.daemon_log()
     );
+}
+
+#[test]
+fn an_audio_call_from_the_browser_opens_no_camera_at_either_end() {
+    let w = World::with_online_box("", "");
+    let mut page = Browser::open(&w, "alice-page", "/", &[]);
+    let alice = w.alice.clone();
+    page.run(&format!("signin {alice}"), SECS);
+    page.run("presence box1 online 20", SECS);
+    page.run("call box1 audio", SECS);
+    page.state("in-call", 30);
+    let s = w.wait_status("in an audio call", Duration::from_secs(30), |s| {
+        s.state == "in_call" && s.audio_buffers_received >= 50
+    });
+    assert_eq!(s.caller.as_deref(), Some("alice"));
+    assert_eq!(s.video_frames_sent, 0, "the box's camera stays off: {s:?}");
+    assert_eq!(s.video_encoder, None, "{s:?}");
+    let d = page.run("debug", SECS);
+    assert_eq!(
+        d["tracks"],
+        serde_json::json!(["audio"]),
+        "the page publishes its microphone only: {d}"
+    );
+    assert_eq!(d["frames"], 0, "{d}");
+    page.run("shot audio-call", SECS);
+    page.run("click hangup", SECS);
+    w.wait_status("idle", Duration::from_secs(20), |s| s.state == "idle");
 }

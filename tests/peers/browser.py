@@ -21,6 +21,7 @@ Commands (waits are in seconds; every selector is a data-testid of hub/web):
   state STATE S                   wait until call-state is STATE; reports the message
   click TESTID                    press a button (accept, decline, cancel, hangup, mute, …)
   pressed TESTID                  a button's aria-pressed
+  key KEY                         press a key (Playwright's names: Escape, Enter, Tab)
   frames N S                      wait until N remote video frames were shown in this call
   debug                           window.callboxDebug's state, frames, size, mic, tracks
   history                         the history rows' text and call ids
@@ -116,6 +117,9 @@ class Driver:
             return {"state": state, "message": self.message()}
         if cmd == "click":
             page.locator(tid(args[0])).click()
+            return {}
+        if cmd == "key":
+            page.keyboard.press(args[0])
             return {}
         if cmd == "pressed":
             return {"pressed": page.locator(tid(args[0])).get_attribute("aria-pressed")}
