@@ -116,6 +116,14 @@ pub struct HubConfig {
     /// Lifetime of the LiveKit tokens the hub mints, in seconds.
     #[serde(default = "default_token_ttl_secs")]
     pub token_ttl_secs: u64,
+    /// Most invitations one caller may send in any minute (1-1000); more get 429
+    /// `too_many_invitations`, so an invite storm cannot make a box ring non-stop.
+    #[serde(default = "default_max_invites_per_minute")]
+    pub max_invites_per_minute: u32,
+    /// Bearer token a scraper must send for `/metrics` (16+ characters). Empty: the
+    /// endpoint is off (403), since call counts and connections say who is home.
+    #[serde(default)]
+    pub metrics_token: String,
     /// Where people open the caller app, e.g. `https://hub.example.org` (the base of
     /// the links `callbox-hub invite-link` prints). Empty: `http://<listen>`.
     #[serde(default)]
@@ -145,9 +153,16 @@ fn default_max_participants() -> u32 {
 fn default_token_ttl_secs() -> u64 {
     600
 }
+fn default_max_invites_per_minute() -> u32 {
+    10
+}
 fn default_livekit_url() -> String {
     "ws://127.0.0.1:7880".to_owned()
 }
+
+/// Shortest LiveKit API secret accepted, in characters (what livekit-server itself
+/// asks for).
+pub const MIN_API_SECRET_CHARS: usize = 32;
 
 /// Longest ring timeout accepted, in seconds (one day).
 const MAX_RING_TIMEOUT_SECS: f64 = 86_400.0;
@@ -162,7 +177,9 @@ impl HubConfig {
             rejoin_grace_secs: default_rejoin_grace_secs(),
             max_participants: default_max_participants(),
             token_ttl_secs: default_token_ttl_secs(),
+            max_invites_per_minute: default_max_invites_per_minute(),
             public_url: String::new(),
+            metrics_token: String::new(),
             livekit,
             source: None,
         }
@@ -225,8 +242,17 @@ impl HubConfig {
         if self.max_participants < 2 {
             return Err(invalid("max_participants", "must be at least 2"));
         }
+        if !(1..=1000).contains(&self.max_invites_per_minute) {
+            return Err(invalid("max_invites_per_minute", "must be from 1 to 1000"));
+        }
         if self.token_ttl_secs == 0 {
             return Err(invalid("token_ttl_secs", "must be at least 1"));
+        }
+        if !self.metrics_token.is_empty() && self.metrics_token.chars().count() < 16 {
+            return Err(invalid(
+                "metrics_token",
+                "must be empty (no /metrics) or at least 16 characters",
+            ));
         }
         let public_ok = self.public_url.is_empty()
             || self.public_url.starts_with("http://")
@@ -280,6 +306,17 @@ impl HubConfig {
                 });
             }
         }
+        if self.livekit.api_secret.chars().count() < MIN_API_SECRET_CHARS {
+            return Err(ConfigError::Invalid {
+                path: display_path(self.source.as_deref()),
+                key: "livekit.api_secret",
+                message: format!(
+                    "too short: use at least {MIN_API_SECRET_CHARS} characters (anyone who \
+                     guesses it can mint tokens for any room); livekit-server's `keys` \
+                     must hold the same secret"
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -310,7 +347,8 @@ fn display_path(path: Option<&Path>) -> String {
 mod tests {
     use super::*;
 
-    const MINIMAL: &str = "[livekit]\napi_key = \"k\"\napi_secret = \"s\"\n";
+    const MINIMAL: &str =
+        "[livekit]\napi_key = \"k\"\napi_secret = \"0123456789abcdef0123456789abcdef\"\n";
 
     #[test]
     fn minimal_file_gets_every_default() {
@@ -409,6 +447,12 @@ mod tests {
         assert_eq!(example.ring_timeout_secs, defaults.ring_timeout_secs);
         assert_eq!(example.max_participants, defaults.max_participants);
         assert_eq!(example.token_ttl_secs, defaults.token_ttl_secs);
+        assert_eq!(
+            example.max_invites_per_minute,
+            defaults.max_invites_per_minute
+        );
+        assert_eq!(example.public_url, defaults.public_url);
+        assert_eq!(example.metrics_token, defaults.metrics_token);
         assert_eq!(example.livekit.url, defaults.livekit.url);
         assert_eq!(example.livekit.api_url, defaults.livekit.api_url);
         // As installed by the package: add-device works, serve says what to fill in.
@@ -420,6 +464,17 @@ mod tests {
             "{err}"
         );
         defaults.require_livekit_keys().unwrap();
+        // A short secret is refused by name, with the rule.
+        let short = HubConfig::from_toml(
+            "[livekit]\napi_key = \"k\"\napi_secret = \"secret\"\n",
+            Some(Path::new("/etc/callbox-hub/hub.toml")),
+        )
+        .unwrap();
+        let err = short.require_livekit_keys().unwrap_err().to_string();
+        assert!(
+            err.contains("hub.toml") && err.contains("livekit.api_secret") && err.contains("32"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -105,6 +105,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::RoomNameFromClient => (S::BAD_REQUEST, "room_name_not_allowed"),
             ServiceError::NotAllowed { .. } => (S::FORBIDDEN, "not_allowed"),
             ServiceError::RoomInUse(_) => (S::CONFLICT, "room_in_use"),
+            ServiceError::TooManyInvitations { .. } => {
+                (S::TOO_MANY_REQUESTS, "too_many_invitations")
+            }
+            ServiceError::BadReason => (S::BAD_REQUEST, "bad_reason"),
             ServiceError::LiveKitUnavailable(_) => (S::BAD_GATEWAY, "livekit_unavailable"),
             ServiceError::Store(_) | ServiceError::Token(_) => return Self::internal(&e),
         };
@@ -209,7 +213,31 @@ async fn health() -> Json<Health> {
     })
 }
 
-async fn metrics(State(hub): State<Arc<Hub>>) -> Result<Response, ApiError> {
+/// `/metrics` for a scraper with `Authorization: Bearer <metrics_token>`; off (403)
+/// without a configured token.
+async fn metrics(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let expected = &hub.config.metrics_token;
+    if expected.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "metrics_disabled",
+            "/metrics is off: set metrics_token in the hub config and scrape with \
+             Authorization: Bearer <metrics_token>",
+        ));
+    }
+    let sent = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_from_header)
+        .unwrap_or_default();
+    // Compared as hashes: equal-length values, so the time says nothing about a prefix.
+    if hash_credential(sent) != hash_credential(expected) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "/metrics needs Authorization: Bearer <metrics_token>",
+        ));
+    }
     let counts = hub
         .store
         .call_status_counts()

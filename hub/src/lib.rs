@@ -4,7 +4,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), callbox_hub::HubError> {
 //! use callbox_hub::{HubConfig, LiveKitConfig, PrincipalKind};
-//! let mut config = HubConfig::new("/tmp/hub.sqlite3", LiveKitConfig::new("ws://127.0.0.1:7880", "key", "secret"));
+//! let mut config = HubConfig::new("/tmp/hub.sqlite3", LiveKitConfig::new("ws://127.0.0.1:7880", "key", "a-secret-of-at-least-32-characters"));
 //! config.listen = "127.0.0.1:0".parse().unwrap();
 //! let box_credential = callbox_hub::add_principal(&config.database, "box1", PrincipalKind::Device)?;
 //! let hub = callbox_hub::start(config).await?;
@@ -17,6 +17,7 @@ pub mod auth;
 pub mod config;
 pub mod contacts;
 pub mod http;
+pub mod limits;
 pub mod livekit;
 pub mod model;
 pub mod service;
@@ -159,6 +160,7 @@ pub async fn start_with_listener(
     listener: tokio::net::TcpListener,
 ) -> Result<RunningHub, HubError> {
     config.validate()?;
+    config.require_livekit_keys()?;
     let addr = listener.local_addr().map_err(|source| HubError::Bind {
         addr: config.listen,
         source,

@@ -18,6 +18,7 @@ use tokio::task::AbortHandle;
 use crate::auth::{Principal, principal_of_livekit_identity, validate_identity};
 use crate::config::HubConfig;
 use crate::contacts;
+use crate::limits::{InviteLimiter, valid_reason};
 use crate::livekit::{LiveKit, LiveKitError, WebhookNotice};
 use crate::model::{Call, CallError, Effects};
 use crate::store::{self, Store, StoreError};
@@ -67,6 +68,20 @@ pub enum ServiceError {
         /// Who invited.
         caller: String,
     },
+    /// The caller sent more than `max_invites_per_minute` invitations in the last
+    /// minute.
+    #[error(
+        "too many invitations: at most {per_minute} a minute; try again in {retry_after_secs} s"
+    )]
+    TooManyInvitations {
+        /// The configured limit.
+        per_minute: u32,
+        /// Seconds until one more is allowed (rounded up).
+        retry_after_secs: u64,
+    },
+    /// `reason` of `POST /api/calls/end` is not a short code.
+    #[error("reason must be 1-64 characters of a-z 0-9 _ (e.g. hangup)")]
+    BadReason,
     /// Another live call already uses `roomName`.
     #[error("room `{0}` is in use by another call")]
     RoomInUse(String),
@@ -122,6 +137,8 @@ pub struct Hub {
     pub tokens: TokenMinter,
     /// Open WebSocket connections.
     pub clients: Clients,
+    /// Invitations per caller per minute.
+    pub invites: InviteLimiter,
     timers: Mutex<HashMap<String, AbortHandle>>,
     shutdown: watch::Receiver<bool>,
     ws_alive: Mutex<Option<mpsc::Sender<()>>>,
@@ -138,6 +155,7 @@ impl Hub {
         Self {
             livekit: LiveKit::new(&config.livekit),
             tokens: TokenMinter::new(&config.livekit, config.token_ttl()),
+            invites: InviteLimiter::new(config.max_invites_per_minute),
             config,
             store,
             clients: Clients::default(),
@@ -182,6 +200,16 @@ impl Hub {
         caller: &Principal,
         req: InviteRequest,
     ) -> Result<JoinInfo, ServiceError> {
+        if let Err(wait) = self
+            .invites
+            .check(&caller.identity, tokio::time::Instant::now())
+        {
+            tracing::warn!(caller = %caller.identity, "invitation refused: too many this minute");
+            return Err(ServiceError::TooManyInvitations {
+                per_minute: self.config.max_invites_per_minute,
+                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            });
+        }
         if req.invitees.is_empty() {
             return Err(ServiceError::NoInvitees);
         }
@@ -339,6 +367,9 @@ impl Hub {
         caller: &Principal,
         req: EndRequest,
     ) -> Result<(), ServiceError> {
+        if req.reason.as_deref().is_some_and(|r| !valid_reason(r)) {
+            return Err(ServiceError::BadReason);
+        }
         self.end_call(&req.call_id, Some(&caller.identity), req.reason.as_deref())
             .await
     }

@@ -251,6 +251,21 @@ fn serve_answers_and_stops_on_sigterm() {
         .unwrap();
     assert_eq!(active.status(), 200);
 
+    // No metrics_token in the config: /metrics is off, and says how to turn it on.
+    let metrics = rt
+        .block_on(
+            client
+                .get(format!("http://127.0.0.1:{port}/metrics"))
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(metrics.status(), 403);
+    assert!(
+        rt.block_on(metrics.text())
+            .unwrap()
+            .contains("set metrics_token")
+    );
+
     // A one-time sign-in link for the caller app, at the hub's address (no public_url).
     let link = run(&["invite-link", "--config", config, "--user", "alice"]);
     assert!(link.status.success(), "{}", stderr(&link));

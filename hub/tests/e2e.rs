@@ -420,8 +420,19 @@ async fn credentials_are_required() {
         r.json::<serde_json::Value>().await.unwrap(),
         json!({"status": "ok"})
     );
+    // /metrics only for the scraper's token.
+    let r = http.get(env.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = http
+        .get(env.url("/metrics"))
+        .bearer_auth(env.cred("alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let metrics = http
         .get(env.url("/metrics"))
+        .bearer_auth(support::METRICS_TOKEN)
         .send()
         .await
         .unwrap()
@@ -851,5 +862,70 @@ async fn the_hub_serves_the_caller_app() {
             "{path}"
         );
         assert!(!resp.bytes().await.unwrap().is_empty(), "{path}");
+    }
+}
+
+/// An invite storm does not make a box ring non-stop: past `max_invites_per_minute` a
+/// caller's invitations get 429 and never reach the box. A `reason` is a short code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_storm_is_cut_off_and_reasons_are_short_codes() {
+    let env = Env::start(Setup {
+        max_invites_per_minute: 3,
+        ..Setup::default()
+    })
+    .await;
+    let mut box1 = env.ws("box1").await;
+    for _ in 0..3 {
+        let join = env.invite("alice", &["box1"]).await;
+        assert!(matches!(
+            box1.next_event().await,
+            ServerEvent::CallInvitation { .. }
+        ));
+        let (status, body) = env
+            .post(
+                "alice",
+                "/api/calls/end",
+                json!({"callId": join["callId"], "reason": "cancelled"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(matches!(
+            box1.next_event().await,
+            ServerEvent::CallCancelled { .. }
+        ));
+    }
+    let (status, body) = env
+        .post("alice", "/api/calls/invite", json!({"invitees": ["box1"]}))
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "too_many_invitations");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 3 a minute"),
+        "{body}"
+    );
+    assert_eq!(
+        box1.try_next_event(Duration::from_millis(500)).await,
+        None,
+        "the box did not ring a 4th time"
+    );
+    // Another caller is not affected.
+    let join = env.invite("bob", &["box1"]).await;
+    assert!(matches!(
+        box1.next_event().await,
+        ServerEvent::CallInvitation { .. }
+    ));
+    for bad in [json!("Hang up!"), json!("x".repeat(65))] {
+        let (status, body) = env
+            .post(
+                "bob",
+                "/api/calls/end",
+                json!({"callId": join["callId"], "reason": bad}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"], "bad_reason");
     }
 }

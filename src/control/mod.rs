@@ -265,27 +265,42 @@ pub async fn serve(path: &Path, source: StatusSource) -> Result<(), ControlError
 }
 
 /// Binds the control socket at `path`: the parent directory is created, a stale socket
-/// file replaced, the mode set to 0660.
+/// file replaced, the mode 0660 from the moment the path exists.
+///
+/// The socket is bound inside a fresh private (0700) directory beside `path`, given
+/// its mode there, then renamed into place, so no other user can ever connect through
+/// a socket with the process umask's wider mode.
 ///
 /// Errors: [`ControlError::Bind`] naming the path.
 pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let bind_err = |source| ControlError::Bind {
         path: path.to_owned(),
         source,
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(bind_err)?;
-    }
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(bind_err(e)),
-    }
-    let listener = UnixListener::bind(path).map_err(bind_err)?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
-    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(bind_err)?;
+    let private = dir.join(format!(".callbox-control-{}", std::process::id()));
+    // A leftover from a crashed process with the same pid.
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(bind_err)?;
+    let staged = private.join("socket");
+    let placed = UnixListener::bind(&staged)
+        .and_then(|listener| {
+            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o660))?;
+            // rename(2) replaces a stale socket file atomically.
+            std::fs::rename(&staged, path)?;
+            Ok(listener)
+        })
+        .map_err(bind_err);
+    let _ = std::fs::remove_dir_all(&private);
+    let listener = placed?;
     tracing::info!(socket = %path.display(), "control socket listening");
     Ok(listener)
 }
@@ -507,6 +522,30 @@ mod tests {
         assert_eq!(got.call_id.as_deref(), Some("c1"));
         assert_eq!(got.video_frames_received, 42);
         server.abort();
+    }
+
+    #[tokio::test]
+    async fn the_socket_appears_with_mode_0660_replacing_a_stale_one() {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        drop(bind(&path).unwrap());
+        // A stale socket from a previous run is replaced.
+        let listener = bind(&path).unwrap();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+        // Nothing is left of the private staging directory.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [std::ffi::OsString::from("control.sock")]);
+        // And it is the listening socket.
+        let client = tokio::net::UnixStream::connect(&path).await;
+        assert!(client.is_ok());
+        let (accepted, _) = listener.accept().await.unwrap();
+        drop(accepted);
     }
 
     #[tokio::test]

@@ -19,6 +19,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 /// How long a test waits for an event that should come.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The hub's `metrics_token` in tests.
+pub const METRICS_TOKEN: &str = "metrics-token-for-tests";
+
 /// One test's world: LiveKit, a hub, principals and their credentials.
 pub struct Env {
     pub lk: LiveKit,
@@ -40,6 +43,8 @@ pub struct Setup {
     pub webhooks: bool,
     /// Principals to create.
     pub principals: Vec<(&'static str, PrincipalKind)>,
+    /// `max_invites_per_minute`.
+    pub max_invites_per_minute: u32,
 }
 
 impl Default for Setup {
@@ -54,6 +59,7 @@ impl Default for Setup {
                 ("box1", PrincipalKind::Device),
                 ("box2", PrincipalKind::Device),
             ],
+            max_invites_per_minute: 10,
         }
     }
 }
@@ -95,6 +101,8 @@ impl Env {
         config.listen = addr;
         config.ring_timeout_secs = setup.ring_timeout_secs;
         config.rejoin_grace_secs = setup.rejoin_grace_secs;
+        config.max_invites_per_minute = setup.max_invites_per_minute;
+        config.metrics_token = METRICS_TOKEN.to_owned();
         let mut creds = HashMap::new();
         for (identity, kind) in &setup.principals {
             let cred = callbox_hub::add_principal(&config.database, identity, *kind).unwrap();
