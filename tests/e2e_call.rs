@@ -299,3 +299,36 @@ fn the_box_rejoins_with_fresh_tokens_when_livekit_drops_it() {
     caller.expect_event("hung_up", Duration::from_secs(15));
     w.wait_status("idle", Duration::from_secs(15), |s| s.state == "idle");
 }
+
+/// A message bigger than the box takes from the hub (64 KiB) drops the connection, which
+/// the box reports and re-opens: it is online again and still answers a call.
+#[test]
+fn an_oversized_hub_message_drops_the_link_and_the_box_reconnects() {
+    let w = World::with_online_box("", "");
+    let hub = w.hub.as_ref().unwrap();
+    let big = format!(
+        r#"{{"type":"call_cancelled","callId":"{}"}}"#,
+        "x".repeat(100 * 1024)
+    );
+    assert_eq!(hub.send_raw("box1", &big), 1, "box1 is connected");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !w.daemon_log().contains("hub connection lost") {
+        assert!(
+            Instant::now() < deadline,
+            "the box did not drop the link:\n{}",
+            w.daemon_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = w.daemon_log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("hub connection lost"))
+        .unwrap();
+    assert!(line.contains("too long"), "says why: {line}");
+    w.wait_status("online again", Duration::from_secs(20), |s| {
+        s.hub_online && s.state == "idle"
+    });
+    assert!(w.daemon_log().matches("connected to hub").count() >= 2);
+    one_call(&w, false);
+}

@@ -103,6 +103,10 @@ pub async fn run(hub: HubClient, min: Duration, max: Duration, out: UnboundedSen
     }
 }
 
+/// Largest message the box takes from the hub: 64 KiB (a `call_invitation` is under
+/// 1 KiB). A bigger one is a protocol error: the connection is dropped and retried.
+pub const MAX_HUB_MESSAGE_BYTES: usize = 64 * 1024;
+
 type Stream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -114,7 +118,12 @@ async fn connect(url: &str, credential: &str) -> Result<Stream, tungstenite::Err
         ))
     })?;
     req.headers_mut().insert("authorization", value);
-    let connecting = tokio_tungstenite::connect_async(req);
+    // The hub's events are a few hundred bytes; a bigger message (tungstenite's default
+    // allows 64 MiB) ends the connection instead of the box's memory.
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_HUB_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_HUB_MESSAGE_BYTES));
+    let connecting = tokio_tungstenite::connect_async_with_config(req, Some(config), false);
     let (stream, _resp) = tokio::time::timeout(Duration::from_secs(10), connecting)
         .await
         .map_err(|_| {
