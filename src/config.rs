@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// Why the configuration could not be used.
@@ -87,9 +88,9 @@ pub struct HubConfig {
     /// Base URL of the hub, `http://` or `https://`. The WebSocket is `<url>/ws`.
     pub url: String,
     /// Device credential printed by `callbox-hub add-device`. Either this or
-    /// `credential_file`.
+    /// `credential_file`. Never printed (`Debug` shows `[REDACTED]`).
     #[serde(default)]
-    pub credential: Option<String>,
+    pub credential: Option<SecretString>,
     /// A file holding the credential (first line), so the main file can be world-readable.
     #[serde(default)]
     pub credential_file: Option<PathBuf>,
@@ -532,9 +533,14 @@ impl Config {
                     format!("cannot read {}: {e}", file.display()),
                 )
             })?;
-            self.hub.credential = text.lines().next().map(|l| l.trim().to_owned());
+            self.hub.credential = text.lines().next().map(|l| SecretString::from(l.trim()));
         }
-        match self.hub.credential.as_deref().map(str::trim) {
+        match self
+            .hub
+            .credential
+            .as_ref()
+            .map(|c| c.expose_secret().trim())
+        {
             None | Some("") => {
                 return Err(invalid(
                     "hub.credential",
@@ -731,7 +737,10 @@ impl Config {
 
     /// The device credential (validated non-empty by [`Config::load`]).
     pub fn credential(&self) -> &str {
-        self.hub.credential.as_deref().unwrap_or_default().trim()
+        self.hub
+            .credential
+            .as_ref()
+            .map_or("", |c| c.expose_secret().trim())
     }
 }
 

@@ -157,6 +157,10 @@ fn credential_file_is_read() {
     ))
     .unwrap();
     assert_eq!(c.credential(), "s3cret");
+    // The credential never prints, from either place.
+    assert!(!format!("{c:?}").contains("s3cret"));
+    let inline = parse("[hub]\nurl = \"http://h\"\ncredential = \"t0psecret\"\n").unwrap();
+    assert!(!format!("{inline:?}").contains("t0psecret"));
 }
 
 #[test]

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// What went wrong reading or checking a configuration. Every message names the file
@@ -39,7 +40,7 @@ pub enum ConfigError {
 }
 
 /// The `[livekit]` table: where the SFU is and the key pair the hub signs with.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LiveKitConfig {
     /// Signalling URL handed to clients in `JoinInfo.url` (`ws://` or `wss://`).
@@ -52,7 +53,8 @@ pub struct LiveKitConfig {
     /// LiveKit API key (the JWT issuer).
     pub api_key: String,
     /// LiveKit API secret (HS256 signing key).
-    pub api_secret: String,
+    /// Never printed (`Debug` shows `[REDACTED]`); read it with `expose_secret()`.
+    pub api_secret: SecretString,
 }
 
 impl LiveKitConfig {
@@ -66,7 +68,7 @@ impl LiveKitConfig {
             url: url.into(),
             api_url: String::new(),
             api_key: api_key.into(),
-            api_secret: api_secret.into(),
+            api_secret: SecretString::from(api_secret.into()),
         }
     }
 
@@ -91,7 +93,7 @@ impl LiveKitConfig {
 /// Load it from a file with [`HubConfig::load`] or build it in code with
 /// [`HubConfig::new`] and adjust the public fields (tests use a 1–2 s
 /// `ring_timeout_secs` and `listen = 127.0.0.1:0`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HubConfig {
     /// HTTP + WebSocket listen address; port 0 picks a free port.
@@ -282,7 +284,7 @@ impl HubConfig {
         if lk.api_key.is_empty() {
             return Err(invalid("livekit.api_key", "must not be empty"));
         }
-        if lk.api_secret.is_empty() {
+        if lk.api_secret.expose_secret().is_empty() {
             return Err(invalid("livekit.api_secret", "must not be empty"));
         }
         Ok(())
@@ -293,8 +295,11 @@ impl HubConfig {
     /// to do. Checked by `serve` only, so `add-device` works before LiveKit is set up.
     pub fn require_livekit_keys(&self) -> Result<(), ConfigError> {
         for (key, value) in [
-            ("livekit.api_key", &self.livekit.api_key),
-            ("livekit.api_secret", &self.livekit.api_secret),
+            ("livekit.api_key", self.livekit.api_key.as_str()),
+            (
+                "livekit.api_secret",
+                self.livekit.api_secret.expose_secret(),
+            ),
         ] {
             if value.starts_with("replace-with-") {
                 return Err(ConfigError::Invalid {
@@ -306,7 +311,7 @@ impl HubConfig {
                 });
             }
         }
-        if self.livekit.api_secret.chars().count() < MIN_API_SECRET_CHARS {
+        if self.livekit.api_secret.expose_secret().chars().count() < MIN_API_SECRET_CHARS {
             return Err(ConfigError::Invalid {
                 path: display_path(self.source.as_deref()),
                 key: "livekit.api_secret",
@@ -349,6 +354,12 @@ mod tests {
 
     const MINIMAL: &str =
         "[livekit]\napi_key = \"k\"\napi_secret = \"0123456789abcdef0123456789abcdef\"\n";
+
+    #[test]
+    fn the_api_secret_never_prints() {
+        let c = HubConfig::from_toml(MINIMAL, None).unwrap();
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
+    }
 
     #[test]
     fn minimal_file_gets_every_default() {

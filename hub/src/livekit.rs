@@ -8,6 +8,7 @@ use livekit_api::access_token::TokenVerifier;
 use livekit_api::services::ServiceError;
 use livekit_api::services::room::{CreateRoomOptions, RoomClient};
 use livekit_api::webhooks::{WebhookError, WebhookReceiver};
+use secrecy::ExposeSecret;
 
 use crate::config::LiveKitConfig;
 
@@ -65,12 +66,16 @@ impl LiveKit {
     pub fn new(config: &LiveKitConfig) -> Self {
         let api_url = config.effective_api_url();
         Self {
-            rooms: RoomClient::with_api_key(&api_url, &config.api_key, &config.api_secret)
-                .with_failover(false)
-                .with_request_timeout(REQUEST_TIMEOUT),
+            rooms: RoomClient::with_api_key(
+                &api_url,
+                &config.api_key,
+                config.api_secret.expose_secret(),
+            )
+            .with_failover(false)
+            .with_request_timeout(REQUEST_TIMEOUT),
             webhooks: WebhookReceiver::new(TokenVerifier::with_api_key(
                 &config.api_key,
-                &config.api_secret,
+                config.api_secret.expose_secret(),
             )),
             api_url,
         }

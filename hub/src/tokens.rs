@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use callbox_protocol::{JoinInfo, ParticipantToken};
 use livekit_api::access_token::{AccessToken, AccessTokenError, VideoGrants};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::PrincipalKind;
 use crate::config::LiveKitConfig;
@@ -33,7 +34,7 @@ pub enum TokenError {
 pub struct TokenMinter {
     url: String,
     api_key: String,
-    api_secret: String,
+    api_secret: SecretString,
     ttl: Duration,
 }
 
@@ -109,7 +110,7 @@ impl TokenMinter {
     }
 
     fn sign(&self, identity: &str, grants: VideoGrants) -> Result<String, TokenError> {
-        AccessToken::with_api_key(&self.api_key, &self.api_secret)
+        AccessToken::with_api_key(&self.api_key, self.api_secret.expose_secret())
             .with_ttl(self.ttl)
             .with_identity(identity)
             .with_name(identity)

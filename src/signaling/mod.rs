@@ -11,6 +11,7 @@ use callbox_protocol::{
     RespondAction, RespondRequest,
 };
 use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::HubConfig;
 use crate::media::TrackCodecSource;
@@ -62,7 +63,7 @@ pub enum SignalingError {
 pub struct HubClient {
     http: reqwest::Client,
     base: String,
-    credential: String,
+    credential: SecretString,
 }
 
 impl HubClient {
@@ -76,7 +77,7 @@ impl HubClient {
         Ok(Self {
             http,
             base: cfg.url.clone(),
-            credential: credential.to_owned(),
+            credential: SecretString::from(credential),
         })
     }
 
@@ -87,7 +88,7 @@ impl HubClient {
 
     /// The credential, for the WebSocket's `Authorization` header.
     pub fn credential(&self) -> &str {
-        &self.credential
+        self.credential.expose_secret()
     }
 
     async fn post<B: serde::Serialize>(
@@ -112,7 +113,7 @@ impl HubClient {
             source,
         };
         let resp = request
-            .bearer_auth(&self.credential)
+            .bearer_auth(self.credential.expose_secret())
             .send()
             .await
             .map_err(unreachable)?;
