@@ -123,10 +123,13 @@ fn the_box_answers_two_calls_end_to_end() {
     assert_eq!(statuses, ["ended", "ended"], "{history}");
 
     for (n, c) in [(1, &first), (2, &second)] {
-        println!(
+        callbox_testkit::report!(
             "e2e summary: call {n}: caller decoded {} video + {} audio frames from the box; box \
              decoded {} video frames from the caller; invite → caller's first frame {} ms",
-            c.caller_video, c.caller_audio, c.box_video_rx, c.invite_to_first_frame_ms
+            c.caller_video,
+            c.caller_audio,
+            c.box_video_rx,
+            c.invite_to_first_frame_ms
         );
     }
 }

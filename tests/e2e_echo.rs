@@ -52,7 +52,7 @@ fn echo_cancellation_removes_the_callers_own_voice() {
     let (without, voice_without) = echo_level(false);
     let (with, voice_with) = echo_level(true);
     let drop = without - with;
-    println!(
+    callbox_testkit::report!(
         "echo at the caller (440 Hz): {without:.1} dBFS without cancellation, {with:.1} dBFS with: {drop:.1} dB less; \
          the box's own voice (523 Hz): {voice_without:.1} dBFS without, {voice_with:.1} dBFS with"
     );

@@ -60,9 +60,11 @@ fn an_audio_call_never_opens_the_camera() {
         corner < 0.1,
         "no self-view in an audio call ({corner:.2} black)"
     );
-    println!(
+    callbox_testkit::report!(
         "audio call: caller decoded {} audio frames ({} with sound), box received {} audio buffers, sent 0 video frames",
-        counts["audio_frames"], counts["audio_frames_with_energy"], s.audio_buffers_received
+        counts["audio_frames"],
+        counts["audio_frames_with_energy"],
+        s.audio_buffers_received
     );
     hang_up(&w, caller);
 }
@@ -99,7 +101,7 @@ fn box_decodes_a_caller_publishing(codec: &str, encoding: &str) -> u64 {
         .video_encoder
         .clone()
         .expect("callbox status names the video encoder");
-    println!("the box encoded its camera with {encoder}");
+    callbox_testkit::report!("the box encoded its camera with {encoder}");
     let log = w.daemon_log();
     assert!(
         log.contains("answering LiveKit's video offer")
@@ -138,12 +140,12 @@ fn box_decodes_a_caller_publishing(codec: &str, encoding: &str) -> u64 {
 #[test]
 fn the_box_shows_a_vp8_caller() {
     let n = box_decodes_a_caller_publishing("vp8", "VP8");
-    println!("vp8 caller: the box decoded {n} frames");
+    callbox_testkit::report!("vp8 caller: the box decoded {n} frames");
 }
 
 /// H.264 (what the box publishes, and what a caller asked for hardware decode sends).
 #[test]
 fn the_box_shows_an_h264_caller() {
     let n = box_decodes_a_caller_publishing("h264", "H264");
-    println!("h264 caller: the box decoded {n} frames");
+    callbox_testkit::report!("h264 caller: the box decoded {n} frames");
 }

@@ -82,7 +82,9 @@ fn manual_policy_rings_until_the_call_button_is_pressed() {
         "privacy LED on while publishing"
     );
     assert_eq!(s.leds["privacy"]["lit"], true);
-    println!("manual: invite → caller's first frame {since_invite} ms (press after ~2000 ms)");
+    callbox_testkit::report!(
+        "manual: invite → caller's first frame {since_invite} ms (press after ~2000 ms)"
+    );
     hang_up(&w, caller);
     let s = w.status().unwrap();
     assert_eq!(
@@ -104,7 +106,7 @@ fn auto_after_answers_after_three_seconds_of_ringing() {
     );
     caller.expect_event("media_ok", Duration::from_secs(60));
     w.wait_status("in call", Duration::from_secs(30), |s| s.state == "in_call");
-    println!("auto_after 3 s: invite → caller's first frame {since_invite} ms");
+    callbox_testkit::report!("auto_after 3 s: invite → caller's first frame {since_invite} ms");
     hang_up(&w, caller);
 }
 
@@ -149,9 +151,10 @@ fn muted_auto_answer_sends_silence_until_the_mute_button_is_pressed() {
         );
         std::thread::sleep(Duration::from_millis(300));
     };
-    println!(
+    callbox_testkit::report!(
         "muted: {} audio frames with energy while muted, {} after the mute button",
-        muted["audio_frames_with_energy"], unmuted["audio_frames_with_energy"]
+        muted["audio_frames_with_energy"],
+        unmuted["audio_frames_with_energy"]
     );
     hang_up(&w, caller);
 }
@@ -253,7 +256,7 @@ fn only_allowed_callers_ring_and_only_trusted_ones_are_answered_by_themselves() 
     );
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"], "not_allowed");
-    println!("the stranger was told: {}", body["message"]);
+    callbox_testkit::report!("the stranger was told: {}", body["message"]);
 
     let caller = w.dial_as(&w.neighbour, "box1", &KEEP);
     let s = w.wait_status("the neighbour rings", Duration::from_secs(20), |s| {

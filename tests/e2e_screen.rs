@@ -27,7 +27,7 @@ const SELF_VIEW: (f64, f64, f64, f64) = (0.76, 0.67, 0.97, 0.87);
 const HEADLINE: (f64, f64, f64, f64) = (0.04, 0.08, 0.24, 0.14);
 
 fn report(name: &str, pic: &Picture) {
-    println!(
+    callbox_testkit::report!(
         "{name}: background {:.2}, caller colours in the middle {:.2}, in the self-view corner {:.2}, light pixels in the headline {:.2}",
         pic.share(WHOLE, is_background),
         pic.share(MIDDLE, is_caller_colour),
@@ -115,7 +115,7 @@ fn the_screen_shows_each_state_of_a_call() {
     );
 
     let counts = caller_counts(&mut caller);
-    println!(
+    callbox_testkit::report!(
         "caller decoded {} frames of the box",
         counts["video_frames"]
     );
@@ -209,7 +209,9 @@ fn two_callers_share_the_screen_as_a_grid() {
         }
         std::thread::sleep(Duration::from_millis(250));
     };
-    println!("grid: caller colours in the left tile {left:.2}, in the right tile {right:.2}");
+    callbox_testkit::report!(
+        "grid: caller colours in the left tile {left:.2}, in the right tile {right:.2}"
+    );
     let log = w.daemon_log();
     let answered: Vec<&str> = log
         .lines()
@@ -219,7 +221,7 @@ fn two_callers_share_the_screen_as_a_grid() {
                 || l.contains("screen layout")
         })
         .collect();
-    println!("{}", answered.join("\n"));
+    callbox_testkit::report!("{}", answered.join("\n"));
     assert!(
         left > 0.4 && right > 0.4,
         "both callers are on the screen: {left:.2} / {right:.2}"

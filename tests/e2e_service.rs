@@ -144,7 +144,7 @@ fn systemd_gets_ready_status_and_pings_until_the_supervisor_loop_hangs() {
         .map(|p| p[1] - p[0])
         .max()
         .unwrap();
-    println!(
+    callbox_testkit::report!(
         "service summary: READY after start, watchdog period {} ms, longest gap while the \
          loop was wedged {} ms",
         WATCHDOG_USEC / 2000,
@@ -223,7 +223,7 @@ fn sigterm_mid_call_hangs_up_so_the_caller_sees_call_ended() {
     );
     let history = w.get("/api/calls/history?limit=1");
     assert_eq!(history[0]["status"], "ended", "{history}");
-    println!(
+    callbox_testkit::report!(
         "service summary: SIGTERM mid-call → caller saw call_ended, daemon exited in {stop_ms} ms"
     );
 }

@@ -65,7 +65,7 @@ fn volume_buttons_change_what_the_speaker_plays_and_the_screen_shows_it() {
     });
     let bar = w.screenshot("volume");
     let (lit_before, lit_bar) = (before.share(BOTTOM, is_light), bar.share(BOTTOM, is_light));
-    println!(
+    callbox_testkit::report!(
         "bottom line light pixels: {lit_before:.3} (\"Ready for calls\") -> {lit_bar:.3} (volume bar)"
     );
     assert!(
@@ -82,10 +82,15 @@ fn volume_buttons_change_what_the_speaker_plays_and_the_screen_shows_it() {
         s.network.is_some_and(|n| n.jitter_ms.is_some())
     });
     let n = s.network.unwrap();
-    println!(
+    callbox_testkit::report!(
         "network in an audio call on loopback: {:?}, receive loss {:.1} %, send loss {:?} %, RTT {:?} ms, \
          jitter {:?} ms, {:.0} kbit/s out",
-        n.quality, n.receive_loss_pct, n.send_loss_pct, n.rtt_ms, n.jitter_ms, n.send_kbps
+        n.quality,
+        n.receive_loss_pct,
+        n.send_loss_pct,
+        n.rtt_ms,
+        n.jitter_ms,
+        n.send_kbps
     );
     assert_eq!(n.quality, callbox::media::quality::Quality::Good, "{n:?}");
     assert!(n.jitter_ms.unwrap() < 30.0, "loopback jitter: {n:?}");
@@ -103,7 +108,7 @@ fn volume_buttons_change_what_the_speaker_plays_and_the_screen_shows_it() {
     std::thread::sleep(Duration::from_millis(800));
     let quiet = echo_level(&mut caller);
     let drop = loud - quiet;
-    println!(
+    callbox_testkit::report!(
         "caller's tone through the box's speaker: {loud:.1} dBFS at 100 %, {quiet:.1} dBFS at 50 %: \
          {drop:.1} dB less (expected 25: 0.5 dB per %)"
     );

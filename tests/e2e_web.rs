@@ -126,6 +126,13 @@ fn a_browser_signed_in_by_link_calls_the_box_sees_it_mutes_and_hangs_up() {
         "remote video has a size: {d}"
     );
     assert_eq!(d["micMuted"], false, "{d}");
+    callbox_testkit::report!(
+        "web: the page showed {} frames of the box's video at {}x{}; the box decoded {} frames from the browser",
+        d["frames"],
+        size[0],
+        size[1],
+        w.status().map_or(0, |s| s.video_frames_received)
+    );
     page.run("shot in-call", SECS);
 
     page.run("click mute", SECS);

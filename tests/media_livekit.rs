@@ -135,7 +135,7 @@ fn box_media_reaches_a_python_participant_and_back() {
     let (sent, received, audio_rx) = engine.counters().snapshot();
     assert!(sent >= 60, "box sent {sent} frames");
     assert!(audio_rx > 0, "box decoded no audio");
-    println!(
+    callbox_testkit::report!(
         "media smoke: box sent {sent} video frames, received {received} video + {audio_rx} \
          audio buffers; caller decoded {video} video + {audio} audio frames"
     );

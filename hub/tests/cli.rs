@@ -182,7 +182,7 @@ fn add_device_as_root_leaves_the_database_to_the_state_directory_owner() {
         .unwrap_or(1)
         != 0
     {
-        println!("skipped: needs root to hand files to another user");
+        callbox_testkit::report!("skipped: needs root to hand files to another user");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

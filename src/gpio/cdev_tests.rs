@@ -143,7 +143,7 @@ async fn gpio_cdev_against_gpio_sim_chip() {
     let chip = match find_chip() {
         Ok(c) => c,
         Err(why) => {
-            println!("skipped: {why}");
+            callbox_testkit::report!("skipped: {why}");
             return;
         }
     };
@@ -165,7 +165,7 @@ async fn gpio_cdev_against_gpio_sim_chip() {
     let backend = match CdevBackend::open(&chip.dev.display().to_string()) {
         Ok(b) => b,
         Err(e) => {
-            println!("skipped: cannot open {} ({e})", chip.dev.display());
+            callbox_testkit::report!("skipped: cannot open {} ({e})", chip.dev.display());
             return;
         }
     };
