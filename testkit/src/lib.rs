@@ -164,6 +164,23 @@ pub fn file_tail(path: &Path, max_lines: usize) -> String {
     }
 }
 
+/// Writes one line of a test's figures (frame counts, times, a skip) to stderr so that
+/// it shows in `make test`'s output even when the test passes: libtest captures what
+/// `println!`/`eprintln!` print, not writes to the stderr handle. Prefixed `figure: `.
+pub fn report_line(line: &str) {
+    use std::io::Write as _;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "figure: {line}");
+}
+
+/// `format!`-style [`report_line`]: `report!("box decoded {n} frames")`.
+#[macro_export]
+macro_rules! report {
+    ($($arg:tt)*) => {
+        $crate::report_line(&format!($($arg)*))
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,21 +199,4 @@ mod tests {
         assert!(repo_root().join("scripts").join("paths.sh").is_file());
         assert!(peers_dir().join("requirements.txt").is_file());
     }
-}
-
-/// Writes one line of a test's figures (frame counts, times, a skip) to stderr so that
-/// it shows in `make test`'s output even when the test passes: libtest captures what
-/// `println!`/`eprintln!` print, not writes to the stderr handle. Prefixed `figure: `.
-pub fn report_line(line: &str) {
-    use std::io::Write as _;
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "figure: {line}");
-}
-
-/// `format!`-style [`report_line`]: `report!("box decoded {n} frames")`.
-#[macro_export]
-macro_rules! report {
-    ($($arg:tt)*) => {
-        $crate::report_line(&format!($($arg)*))
-    };
 }
