@@ -9,7 +9,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build test demo lint fmt bench clean-demo deb deb-check deb-arm64 yocto-check lab lab-shell web
+.PHONY: setup build test demo lint fmt bench soak clean-demo deb deb-check deb-arm64 yocto-check lab lab-shell web
 
 setup:
 	bash scripts/setup.sh
@@ -33,6 +33,14 @@ bench: setup
 # dist/ is checked in, so building the hub never needs npm.
 web:
 	cd hub/web && npm ci --no-audit --no-fund && npm run build
+
+# 500 sequential calls (release build; SOAK_CALLS=N for another count): the box's RSS,
+# fds and threads after each call in target/soak/soak.csv, plotted to soak.png.
+SOAK_CALLS ?= 500
+soak: setup
+	CALLBOX_SOAK_CALLS=$(SOAK_CALLS) $(CARGO) test --release --test soak -- --nocapture
+	. scripts/paths.sh && "$$CALLBOX_VENV/bin/python" scripts/plot-soak.py \
+	  --title "callbox soak: $(SOAK_CALLS) calls, release build, $$(nproc) cores, $$(date +%F)"
 
 lint:
 	$(CARGO) fmt --all -- --check

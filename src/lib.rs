@@ -11,6 +11,7 @@ pub mod config;
 pub mod control;
 pub mod gpio;
 pub mod media;
+pub mod memory;
 pub mod screen;
 pub mod service;
 pub mod signaling;

@@ -138,6 +138,8 @@ fn main() -> ExitCode {
     let _failpoints = fail::FailScenario::setup();
     let result = match cli.command {
         Command::Run { config } => load(&config).and_then(|c| {
+            // Before the runtime and GStreamer start threads.
+            callbox::memory::limit_arenas();
             init_logging(&c.log.level);
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")?

@@ -118,6 +118,10 @@ pub struct Status {
     /// e.g. `x264enc`, `v4l2h264enc` (what `livekitwebrtcsink` actually built).
     #[serde(default)]
     pub video_encoder: Option<String>,
+    /// A call's pipelines are up. They are torn down just after a call ends, so this
+    /// can still be true for a moment while `state` is already `idle`.
+    #[serde(default)]
+    pub media_active: bool,
 }
 
 /// What a client asks the daemon to do.
@@ -179,6 +183,10 @@ impl StatusSource {
         s.video_frames_received = recv;
         s.audio_buffers_received = audio;
         s.video_encoder = self.counters.video_encoder();
+        s.media_active = self
+            .counters
+            .media_active
+            .load(std::sync::atomic::Ordering::Relaxed);
         // Only while the call has media: between the call ending (the state machine is
         // already idle) and the media thread tearing the pipelines down, the last
         // sample is still there, and `idle` with network figures would be a lie.

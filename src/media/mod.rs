@@ -253,6 +253,9 @@ pub struct Counters {
     pub video_encoder: std::sync::Mutex<Option<String>>,
     /// The call's network over the last [`quality::INTERVAL`] (`None` outside a call).
     pub network: std::sync::Mutex<Option<quality::Link>>,
+    /// A call's pipelines are running: set by the media thread once they started,
+    /// cleared once they are torn down (after the call's state is already idle).
+    pub media_active: std::sync::atomic::AtomicBool,
 }
 
 impl Counters {
@@ -492,6 +495,7 @@ fn media_thread(
                 if let Some(s) = current.take() {
                     s.stop();
                 }
+                counters.media_active.store(false, Ordering::Relaxed);
                 counters.reset();
                 match pipeline::Session::start(
                     &plan,
@@ -507,6 +511,7 @@ fn media_thread(
                 ) {
                     Ok(s) => {
                         current = Some(s);
+                        counters.media_active.store(true, Ordering::Relaxed);
                         // The call's sink is open: see the ringtone's case.
                         if let Some(p) = volume {
                             gain = set_volume(&plan, p, &mut ringer, current.as_ref(), false);
@@ -531,6 +536,10 @@ fn media_thread(
                     tracing::info!(call_id, "stopping media");
                     s.stop();
                 }
+                // What the pipelines freed goes back to the system before the status
+                // says they are gone.
+                crate::memory::release_free_memory();
+                counters.media_active.store(false, Ordering::Relaxed);
                 counters.set_network(None);
                 if let Some(sc) = screen.as_mut() {
                     sc.set_network(None);
