@@ -85,7 +85,7 @@ fn sequential_calls_leave_memory_descriptors_and_threads_flat() {
     let started = Instant::now();
     let mut samples = Vec::with_capacity(n);
     for i in 1..=n {
-        let mut caller = w.dial(
+        let caller = w.dial(
             "box1",
             &["--min-video-frames", "30", "--timeout", "60", "--no-hangup"],
         );

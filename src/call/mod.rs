@@ -22,6 +22,8 @@ mod tests;
 #[cfg(test)]
 mod tests_policy;
 #[cfg(test)]
+mod tests_props;
+#[cfg(test)]
 mod tests_volume;
 
 pub use model::*;
