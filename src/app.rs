@@ -284,16 +284,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             // A ~60-byte file on local storage, once per button press.
             f.save(state.volume);
         }
-        // Outputs first: the ringtone stops before media starts on the same speaker.
-        let out = call::outputs(&state);
-        if last_outputs != Some(out) {
-            apply_outputs(&panel, &engine, &patterns, out, last_outputs);
-            last_outputs = Some(out);
-        }
+        // Outputs before effects: the ringtone stops before media starts on the same
+        // speaker. The screen first, then the LEDs and the status in one step under
+        // the status lock, which `callbox status` holds while it reads the LEDs: what
+        // it shows is always what the LEDs show.
         show_scene(&engine, &mut presenter, &state, &mut last_scene);
-        // Then the status: whoever reads `callbox status` finds the LEDs and the screen
-        // already told.
-        publish_status(&status, &state, calls_answered);
+        {
+            let mut published = status.lock().unwrap_or_else(|e| e.into_inner());
+            let out = call::outputs(&state);
+            if last_outputs != Some(out) {
+                apply_outputs(&panel, &engine, &patterns, out, last_outputs);
+                last_outputs = Some(out);
+            }
+            publish_status(&mut published, &state, calls_answered);
+        }
         notifier.status(&call::status_line(&state));
         for effect in effects {
             execute(effect, &hub, &engine, &mut timers, &events_tx);
@@ -364,8 +368,7 @@ fn describe(kind: &SourceKind, test: &str, device: &str) -> String {
     }
 }
 
-fn publish_status(status: &Mutex<Status>, state: &State, calls_answered: u64) {
-    let Ok(mut s) = status.lock() else { return };
+fn publish_status(s: &mut Status, state: &State, calls_answered: u64) {
     let out = call::outputs(state);
     s.state = state.phase.name().to_owned();
     s.hub_online = state.hub_online;

@@ -277,3 +277,70 @@ fn only_allowed_callers_ring_and_only_trusted_ones_are_answered_by_themselves() 
     w.wait_status("idle", Duration::from_secs(15), |s| s.state == "idle");
     drop(caller);
 }
+
+/// `callbox status` and the LEDs never disagree: status sampled as fast as the socket
+/// answers through ringing, answering, a call and its end, twice. Every sample's status
+/// light has one LED pattern (the same in every sample), and the privacy LED is lit
+/// only in a call.
+#[test]
+fn status_and_leds_never_disagree_while_states_change() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let w = world_with("[call]\nanswer = \"manual\"\n");
+    let mut patterns: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut samples = 0;
+    for round in 1..=2 {
+        let caller = w.dial("box1", &KEEP);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut pressed = false;
+        let mut hung_up = false;
+        let mut caller = Some(caller);
+        loop {
+            let s = w.status().expect("status");
+            samples += 1;
+            let pattern = s.leds["status"]["pattern"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned();
+            patterns
+                .entry(s.status_light.clone())
+                .or_default()
+                .insert(pattern);
+            if s.leds["privacy"]["lit"] == true {
+                assert_eq!(
+                    s.status_light, "in_call",
+                    "privacy LED lit outside a call: {s:?}"
+                );
+            }
+            if s.state == "ringing" && !pressed {
+                w.ctl(&["press", "call"]);
+                pressed = true;
+            }
+            if s.state == "in_call" && s.video_frames_received >= 15 && !hung_up {
+                w.ctl(&["hangup"]);
+                hung_up = true;
+            }
+            if hung_up && s.state == "idle" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round} did not finish: {s:?}"
+            );
+        }
+        drop(caller.take());
+    }
+    callbox_testkit::report!("status/LED agreement: {samples} samples: {patterns:?}");
+    for (light, seen) in &patterns {
+        assert_eq!(
+            seen.len(),
+            1,
+            "status light {light} was shown with LED patterns {seen:?}"
+        );
+    }
+    for light in ["idle", "ringing", "in_call"] {
+        assert!(
+            patterns.contains_key(light),
+            "{light} sampled: {patterns:?}"
+        );
+    }
+}

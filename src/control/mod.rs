@@ -177,7 +177,12 @@ async fn screenshot(source: &StatusSource) -> serde_json::Value {
 
 impl StatusSource {
     fn snapshot(&self) -> Status {
-        let mut s = self.status.lock().map(|s| s.clone()).unwrap_or_default();
+        // The LEDs are read under the status lock, which the supervisor holds while it
+        // changes both: the snapshot never pairs a new LED with an old state.
+        let (mut s, leds) = {
+            let guard = self.status.lock().unwrap_or_else(|e| e.into_inner());
+            ((*guard).clone(), (self.leds)())
+        };
         let (sent, recv, audio) = self.counters.snapshot();
         s.video_frames_sent = sent;
         s.video_frames_received = recv;
@@ -195,7 +200,7 @@ impl StatusSource {
         } else {
             self.counters.network()
         };
-        s.leds = (self.leds)();
+        s.leds = leds;
         s.ringtone_playing = self.ringtone.is_playing();
         s.ringtone_audible_buffers = self.ringtone.audible_buffers();
         s
