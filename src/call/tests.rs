@@ -24,7 +24,7 @@ fn call(id: &str) -> CallInfo {
     }
 }
 
-fn join(id: &str) -> JoinInfo {
+pub(super) fn join(id: &str) -> JoinInfo {
     JoinInfo {
         call_id: id.into(),
         room_name: format!("room-{id}"),

@@ -3,6 +3,7 @@
 //! millisecond, ring timeout while the button is held, DND while ringing, a second
 //! invitation while ringing or in a call, the hub dropping while ringing).
 
+use super::tests::join;
 use super::*;
 use callbox_protocol::CallType;
 
@@ -34,17 +35,6 @@ fn invite(id: &str, from: &str) -> Event {
         room_name: format!("room-{id}"),
         trusted: from != "neighbour",
     })
-}
-
-fn join(id: &str) -> JoinInfo {
-    JoinInfo {
-        call_id: id.into(),
-        room_name: format!("room-{id}"),
-        url: "ws://127.0.0.1:7880".into(),
-        token: None,
-        publisher: None,
-        subscriber: None,
-    }
 }
 
 fn press(button: Button) -> Event {

@@ -5,21 +5,11 @@
 
 use proptest::prelude::*;
 
+use super::tests::join;
 use super::*;
 use callbox_protocol::{CallType, RejectReason};
 
 const CALLS: [&str; 2] = ["c1", "c2"];
-
-fn join(id: &str) -> JoinInfo {
-    JoinInfo {
-        call_id: id.into(),
-        room_name: format!("room-{id}"),
-        url: "ws://127.0.0.1:7880".into(),
-        token: None,
-        publisher: None,
-        subscriber: None,
-    }
-}
 
 fn an_event() -> impl Strategy<Value = Event> {
     let id = prop::sample::select(CALLS.to_vec());

@@ -2,6 +2,18 @@
 use super::*;
 use std::sync::atomic::Ordering;
 
+/// A daemon's status source at rest, sending requests to `tx`.
+fn idle_source(tx: tokio::sync::mpsc::UnboundedSender<Request>) -> StatusSource {
+    StatusSource {
+        status: Arc::new(Mutex::new(Status::default())),
+        counters: Arc::new(Counters::default()),
+        ringtone: Arc::new(RingtoneStatus::default()),
+        leds: Arc::new(serde_json::Map::new),
+        requests: tx,
+        screenshot: Arc::new(|| None),
+    }
+}
+
 #[tokio::test]
 async fn status_round_trips_over_the_socket_with_live_counters() {
     let dir = tempfile::tempdir().unwrap();
@@ -54,14 +66,7 @@ fn random_request_lines_each_get_one_json_answer() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("control.sock");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let src = StatusSource {
-        status: Arc::new(Mutex::new(Status::default())),
-        counters: Arc::new(Counters::default()),
-        ringtone: Arc::new(RingtoneStatus::default()),
-        leds: Arc::new(serde_json::Map::new),
-        requests: tx,
-        screenshot: Arc::new(|| None),
-    };
+    let src = idle_source(tx);
     let listener = rt.block_on(async { bind(&path) }).unwrap();
     let _server = rt.spawn(serve_on(listener, src));
     // Requests that parse are delivered; drain them.
@@ -156,14 +161,7 @@ async fn ctl_commands_reach_the_supervisor_and_bad_ones_are_explained() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("control.sock");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let src = StatusSource {
-        status: Arc::new(Mutex::new(Status::default())),
-        counters: Arc::new(Counters::default()),
-        ringtone: Arc::new(RingtoneStatus::default()),
-        leds: Arc::new(serde_json::Map::new),
-        requests: tx,
-        screenshot: Arc::new(|| None),
-    };
+    let src = idle_source(tx);
     let p = path.clone();
     let server = tokio::spawn(async move { serve(&p, src).await });
     let args = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
