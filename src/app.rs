@@ -19,37 +19,75 @@ use crate::screen::{Presenter, Scene};
 use crate::service::Notifier;
 use crate::signaling::{HubClient, HubTrackCodecs, ws};
 
-/// Timers requested by the state machine, as tokio tasks that send
-/// [`Event::TimerFired`] on expiry. Setting a running timer restarts it.
+/// Timers requested by the state machine, as tokio tasks. Setting a running timer
+/// restarts it.
+///
+/// Each start gets a generation number, and an expiry is delivered by [`Timers::next`]
+/// only while it is still the timer's current generation: an expiry already on its way
+/// when the machine cancelled or restarted the timer (for the previous call, say) is
+/// dropped, so a late timer can never act on the next call.
 pub struct Timers {
-    tx: UnboundedSender<Event>,
-    running: HashMap<Timer, JoinHandle<()>>,
+    tx: UnboundedSender<(Timer, u64)>,
+    rx: mpsc::UnboundedReceiver<(Timer, u64)>,
+    running: HashMap<Timer, (u64, JoinHandle<()>)>,
+    generation: u64,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Timers {
-    /// Timer expiries go to `tx`.
-    pub fn new(tx: UnboundedSender<Event>) -> Self {
+    /// No timer running.
+    pub fn new() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
         Self {
             tx,
+            rx,
             running: HashMap::new(),
+            generation: 0,
         }
     }
 
     /// Starts `timer`, replacing a running one.
     pub fn set(&mut self, timer: Timer, after: Duration) {
         self.cancel(timer);
+        self.generation += 1;
+        let generation = self.generation;
         let tx = self.tx.clone();
         let handle = tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            let _ = tx.send(Event::TimerFired(timer));
+            let _ = tx.send((timer, generation));
         });
-        self.running.insert(timer, handle);
+        self.running.insert(timer, (generation, handle));
     }
 
-    /// Stops `timer`; a no-op when it is not running.
+    /// Stops `timer`; a no-op when it is not running. An expiry already sent is
+    /// dropped by [`Timers::next`].
     pub fn cancel(&mut self, timer: Timer) {
-        if let Some(h) = self.running.remove(&timer) {
+        if let Some((_, h)) = self.running.remove(&timer) {
             h.abort();
+        }
+    }
+
+    /// The next timer to expire that is still set (cancel-safe, for `select!`).
+    pub async fn next(&mut self) -> Timer {
+        loop {
+            let Some((timer, generation)) = self.rx.recv().await else {
+                // We hold a sender, so the channel never closes.
+                std::future::pending::<()>().await;
+                continue;
+            };
+            if self.running.get(&timer).map(|(g, _)| *g) == Some(generation) {
+                self.running.remove(&timer);
+                return timer;
+            }
+            tracing::debug!(
+                ?timer,
+                "dropping the expiry of a timer cancelled or restarted since"
+            );
         }
     }
 }
@@ -205,7 +243,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // The volumes the buttons last set, kept across restarts under systemd.
     let volume_file = crate::state_file::VolumeFile::from_env(configured_volume);
     state.volume = volume_file.as_ref().map_or(configured_volume, |f| f.load());
-    let mut timers = Timers::new(events_tx.clone());
+    let mut timers = Timers::new();
     let mut calls_answered = 0u64;
     let mut last_outputs: Option<Outputs> = None;
     apply_outputs(&panel, &engine, &patterns, call::outputs(&state), None);
@@ -236,6 +274,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 continue;
             }
             Some(ev) = events.recv() => ev,
+            timer = timers.next() => Event::TimerFired(timer),
             Some(req) = requests.recv() => match req {
                 Request::Command(c) => Event::Command(c),
                 Request::Press { button, long } => {
@@ -584,31 +623,53 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn timer_fires_after_its_duration_and_not_before() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut timers = Timers::new(tx);
+        let mut timers = Timers::new();
         timers.set(Timer::MediaStart, Duration::from_secs(20));
-        tokio::time::sleep(Duration::from_millis(19_999)).await;
-        assert!(rx.try_recv().is_err(), "not yet");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        assert_eq!(rx.try_recv().unwrap(), Event::TimerFired(Timer::MediaStart));
+        let early = tokio::time::timeout(Duration::from_millis(19_999), timers.next()).await;
+        assert!(early.is_err(), "not yet");
+        let fired = tokio::time::timeout(Duration::from_millis(2), timers.next()).await;
+        assert_eq!(fired.unwrap(), Timer::MediaStart);
     }
 
     #[tokio::test(start_paused = true)]
     async fn cancelled_timer_never_fires_and_reset_restarts_it() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut timers = Timers::new(tx);
+        let mut timers = Timers::new();
         timers.set(Timer::Rejoin, Duration::from_secs(1));
         timers.cancel(Timer::Rejoin);
         timers.set(Timer::MediaStart, Duration::from_secs(2));
         tokio::time::sleep(Duration::from_millis(1500)).await;
         timers.set(Timer::MediaStart, Duration::from_secs(2)); // restart
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        assert!(
-            rx.try_recv().is_err(),
-            "cancelled and restarted timers are quiet"
-        );
+        let quiet = tokio::time::timeout(Duration::from_millis(1000), timers.next()).await;
+        assert!(quiet.is_err(), "cancelled and restarted timers are quiet");
+        let fired = tokio::time::timeout(Duration::from_millis(1001), timers.next()).await;
+        assert_eq!(fired.unwrap(), Timer::MediaStart);
+        let more = tokio::time::timeout(Duration::from_secs(10), timers.next()).await;
+        assert!(more.is_err(), "fired once");
+    }
+
+    /// An expiry already on its way when the timer is cancelled (the ring timer of a
+    /// call that just ended, say) never reaches the machine, and neither does one of a
+    /// restarted timer's previous run.
+    #[tokio::test(start_paused = true)]
+    async fn an_expiry_in_flight_when_cancelled_or_restarted_is_dropped() {
+        let mut timers = Timers::new();
+        timers.set(Timer::Ring, Duration::from_secs(1));
+        // The timer task runs and sends its expiry; the supervisor has not read it yet.
         tokio::time::sleep(Duration::from_millis(1001)).await;
-        assert_eq!(rx.try_recv().unwrap(), Event::TimerFired(Timer::MediaStart));
-        assert!(rx.try_recv().is_err());
+        timers.cancel(Timer::Ring);
+        let late = tokio::time::timeout(Duration::from_secs(10), timers.next()).await;
+        assert!(
+            late.is_err(),
+            "a cancelled timer's expiry in flight is dropped"
+        );
+
+        timers.set(Timer::Ring, Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(1001)).await;
+        // The next call rings: the timer restarts for it.
+        timers.set(Timer::Ring, Duration::from_secs(5));
+        let early = tokio::time::timeout(Duration::from_millis(4_999), timers.next()).await;
+        assert!(early.is_err(), "the previous run's expiry is dropped");
+        let fired = tokio::time::timeout(Duration::from_millis(2), timers.next()).await;
+        assert_eq!(fired.unwrap(), Timer::Ring);
     }
 }
