@@ -143,16 +143,27 @@ fn sequential_calls_leave_memory_descriptors_and_threads_flat() {
             csv_path.display()
         );
     }
-    assert!(
-        last.fds <= warm.fds,
-        "open descriptors grew from {} to {} over {n} calls",
-        warm.fds,
-        last.fds
-    );
-    assert!(
-        last.threads <= warm.threads,
-        "threads grew from {} to {} over {n} calls",
-        warm.threads,
-        last.threads
-    );
+    // Fds and threads: a count may be one up for a moment (the REST client's
+    // keep-alive connection to the hub comes and goes: 33/34 fds; a GStreamer task
+    // thread: 52/53), so the late calls' maximum against the early calls' maximum. A
+    // leak grows without coming back down, so the late maximum would exceed it.
+    let third = (n / 3).max(1);
+    let early = &samples[1.min(n - 1)..(1 + third).min(n)];
+    let late = &samples[n - third..];
+    for (what, of) in [
+        (
+            "open descriptors",
+            (|s: &Sample| s.fds) as fn(&Sample) -> u64,
+        ),
+        ("threads", |s: &Sample| s.threads),
+    ] {
+        let before = early.iter().map(of).max().unwrap();
+        let after = late.iter().map(of).max().unwrap();
+        assert!(
+            after <= before,
+            "{what} grew over {n} calls: at most {before} in calls 2-{}, {after} in the last {third}; {}",
+            1 + third,
+            csv_path.display()
+        );
+    }
 }
