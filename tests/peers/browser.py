@@ -2,7 +2,7 @@
 """The caller web app in a real browser, for callbox tests: Playwright driving Debian's
 headless chromium with its fake camera (a moving test pattern) and fake microphone.
 
-    browser.py --url http://127.0.0.1:PORT/ --shots DIR [--fake-clock]
+    browser.py --url http://127.0.0.1:PORT/ --shots DIR
                [--chromium /usr/bin/chromium]
 
 Opens the hub's caller app and then does what stdin says, one command per line; each
@@ -27,13 +27,10 @@ Commands (waits are in seconds; every selector is a data-testid of hub/web):
   history                         the history rows' text and call ids
   shot NAME                       screenshots DIR/NAME-phone.png (390x844) and
                                   DIR/NAME-desktop.png (1280x800)
-  pause                           with --fake-clock: stop the page's clock (its timers,
-                                  e.g. contact polling, then only run on `tick`)
-  tick MS                         with --fake-clock: run the page's timers for MS
+  freeze-contacts                 from now on the page's contact polls get the list the
+                                  hub gives now (after `signin`): a page whose list is
+                                  stale, e.g. from before the owner revoked a contact
   quit
-
---fake-clock installs Playwright's clock before the page loads (time still flows until
-`pause`), so a test can act on what the page shows before it refreshes itself.
 
 Exit codes: 0 after quit or end of stdin, 1 unexpected error, 64 bad command line.
 """
@@ -73,6 +70,7 @@ class Driver:
     def __init__(self, page, shots: str) -> None:
         self.page = page
         self.shots = shots
+        self.credential = ""
 
     def run(self, cmd: str, args: list[str]) -> dict[str, Any]:
         page = self.page
@@ -82,6 +80,7 @@ class Driver:
         if cmd == "url":
             return {"url": page.url}
         if cmd == "signin":
+            self.credential = args[0]
             page.locator(tid("signin-credential")).fill(args[0])
             page.locator(tid("signin-submit")).click()
             page.locator(tid("me")).wait_for(timeout=10_000)
@@ -158,12 +157,19 @@ class Driver:
                 files.append(path)
             page.set_viewport_size(DESKTOP)
             return {"files": files}
-        if cmd == "pause":
-            page.clock.pause_at(int(time.time() * 1000) + 100)
-            return {}
-        if cmd == "tick":
-            page.clock.run_for(int(args[0]))
-            return {}
+        if cmd == "freeze-contacts":
+            reply = page.request.get(
+                page.url.split("#")[0].rstrip("/") + "/api/contacts",
+                headers={"Authorization": f"Bearer {self.credential}"},
+            )
+            body = reply.text()
+            page.route(
+                "**/api/contacts",
+                lambda route: route.fulfill(
+                    status=200, content_type="application/json", body=body
+                ),
+            )
+            return {"contacts": json.loads(body)}
         raise ValueError(f"unknown command `{cmd}`")
 
     def message(self) -> str | None:
@@ -182,7 +188,6 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--url", required=True)
     ap.add_argument("--shots", required=True)
-    ap.add_argument("--fake-clock", action="store_true")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     try:
         opts = ap.parse_args()
@@ -208,8 +213,6 @@ def main() -> int:
             "console",
             lambda m: emit("console_error", text=m.text) if m.type == "error" else None,
         )
-        if opts.fake_clock:
-            page.clock.install()
         page.goto(opts.url)
         emit("ready", url=opts.url)
         driver = Driver(page, opts.shots)
