@@ -20,7 +20,9 @@ Commands (waits are in seconds; every selector is a data-testid of hub/web):
   call IDENTITY video|audio       press the contact's call button
   state STATE S                   wait until call-state is STATE; reports the message
   click TESTID                    press a button (accept, decline, cancel, hangup, mute, …)
-  pressed TESTID                  a button's aria-pressed
+  pressed TESTID VALUE S          wait until a button's aria-pressed is VALUE (a toggle
+                                  updates it once the browser has done it: async)
+  wait-debug KEY JSON S           wait until window.callboxDebug's KEY equals JSON
   key KEY                         press a key (Playwright's names: Escape, Enter, Tab)
   frames N S                      wait until N remote video frames were shown in this call
   debug                           window.callboxDebug's state, frames, size, mic, tracks
@@ -121,7 +123,19 @@ class Driver:
             page.keyboard.press(args[0])
             return {}
         if cmd == "pressed":
-            return {"pressed": page.locator(tid(args[0])).get_attribute("aria-pressed")}
+            name, value, secs = args[0], args[1], float(args[2])
+            page.locator(f'{tid(name)}[aria-pressed="{value}"]').wait_for(timeout=secs * 1000)
+            return {"pressed": value}
+        if cmd == "wait-debug":
+            key, want, secs = args[0], json.loads(args[1]), float(args[2])
+            deadline = time.monotonic() + secs
+            while True:
+                d = self.debug()
+                if d.get(key) == want:
+                    return d
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{key} is {d.get(key)!r}, not {want!r}, after {secs} s: {d}")
+                time.sleep(0.1)
         if cmd == "frames":
             # Polled from here: wait_for_function evaluates a string, which the app's
             # Content-Security-Policy (no 'unsafe-eval') rightly refuses.
@@ -137,7 +151,9 @@ class Driver:
         if cmd == "debug":
             return self.debug()
         if cmd == "history":
+            # The page refreshes its history after a call; wait for a row.
             rows = page.locator(tid("history-item"))
+            rows.first.wait_for(timeout=10_000)
             return {
                 "history": [
                     {

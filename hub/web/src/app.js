@@ -688,11 +688,7 @@ async function acceptCall() {
   try {
     info = await api('POST', '/api/calls/invitations/respond', { invitationId: c.invitationId, action: 'accept' });
   } catch (e) {
-    // The hub's sentence for not_allowed names the admin command; a caller needs words.
-    const why = e.code === 'not_allowed'
-      ? `You may not call ${c.peerName}. Ask its owner to add you to its contacts.`
-      : e.message;
-    if (S.call === c) endCall(why);
+    if (S.call === c) endCall(e.message);
     return;
   }
   if (S.call !== c) { // hung up while accepting
