@@ -367,6 +367,11 @@ pub struct MediaConfig {
     /// How long media may take to come up before the call is given up, ms. Default 20000.
     #[serde(default = "default_start_timeout_ms")]
     pub start_timeout_ms: u64,
+    /// How long the media thread may go without answering before the watchdog declares
+    /// it wedged, rebuilds media on a fresh thread and fails the call's media over (the
+    /// call then rejoins), ms. Default 30000; at least 1000.
+    #[serde(default = "default_watchdog_ms")]
+    pub watchdog_ms: u64,
 }
 
 impl Default for MediaConfig {
@@ -475,6 +480,9 @@ fn default_simulated_echo_gain_db() -> f64 {
 }
 fn default_start_timeout_ms() -> u64 {
     20_000
+}
+fn default_watchdog_ms() -> u64 {
+    30_000
 }
 fn default_socket() -> PathBuf {
     PathBuf::from("/run/callbox/control.sock")
@@ -729,6 +737,12 @@ impl Config {
         if m.start_timeout_ms < 1000 {
             return Err(invalid(
                 "media.start_timeout_ms",
+                "must be at least 1000 ms".into(),
+            ));
+        }
+        if m.watchdog_ms < 1000 {
+            return Err(invalid(
+                "media.watchdog_ms",
                 "must be at least 1000 ms".into(),
             ));
         }

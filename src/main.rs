@@ -143,7 +143,10 @@ fn main() -> ExitCode {
             init_logging(&c.log.level);
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")?
-                .block_on(app::run(c))
+                .block_on(async {
+                    let shutdown = app::shutdown_signal()?;
+                    app::run(c, shutdown).await
+                })
         }),
         Command::Status { config, socket } => (|| {
             let (socket, rt) = control_client(&config, socket)?;

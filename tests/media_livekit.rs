@@ -66,7 +66,7 @@ fn box_media_reaches_a_python_participant_and_back() {
         .try_init();
     let plan = test_plan();
     media::init(&plan).expect("GStreamer elements present (make setup)");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(media::EVENT_CAPACITY);
     let engine = MediaEngine::spawn(
         plan,
         callbox::config::RingtoneConfig::default(),

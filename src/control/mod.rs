@@ -122,6 +122,14 @@ pub struct Status {
     /// can still be true for a moment while `state` is already `idle`.
     #[serde(default)]
     pub media_active: bool,
+    /// Times the watchdog rebuilt the media thread since the daemon started (it died
+    /// or stopped answering for `media.watchdog_ms`).
+    #[serde(default)]
+    pub media_restarts: u64,
+    /// Panics caught in GStreamer callbacks since the daemon started (each costs that
+    /// callback's work, such as one remote track; the log says which).
+    #[serde(default)]
+    pub media_callback_panics: u64,
 }
 
 /// What a client asks the daemon to do.
@@ -138,6 +146,10 @@ pub enum Request {
     },
 }
 
+/// Requests queued to the supervisor at most; it takes one per state-machine step, so
+/// more than this waiting means it is stuck (and the systemd watchdog restarts it).
+pub const REQUEST_CAPACITY: usize = 32;
+
 /// Live view of the daemon the control server reads from, and where it sends requests.
 pub struct StatusSource {
     /// Updated by the supervisor after every state-machine step.
@@ -148,8 +160,9 @@ pub struct StatusSource {
     pub ringtone: Arc<RingtoneStatus>,
     /// Live LED states (pattern and lit), filled in by the supervisor's GPIO panel.
     pub leds: Arc<dyn Fn() -> serde_json::Map<String, serde_json::Value> + Send + Sync>,
-    /// Requests for the supervisor.
-    pub requests: tokio::sync::mpsc::UnboundedSender<Request>,
+    /// Requests for the supervisor: a channel of [`REQUEST_CAPACITY`]; a request
+    /// that does not fit is answered `{"error": "busy …"}` and dropped.
+    pub requests: tokio::sync::mpsc::Sender<Request>,
     /// Asks the media thread for the call screen's last frame as PNG.
     pub screenshot: Arc<dyn Fn() -> Option<ScreenshotReply> + Send + Sync>,
 }
@@ -200,6 +213,8 @@ impl StatusSource {
         } else {
             self.counters.network()
         };
+        s.media_callback_panics =
+            crate::media::CALLBACK_PANICS.load(std::sync::atomic::Ordering::Relaxed);
         s.leds = leds;
         s.ringtone_playing = self.ringtone.is_playing();
         s.ringtone_audible_buffers = self.ringtone.audible_buffers();
@@ -376,9 +391,14 @@ async fn handle(stream: UnixStream, source: &StatusSource) -> std::io::Result<()
             Ok(req) => match parse_request(req) {
                 Ok(r) => {
                     tracing::info!(request = ?r, "control request");
-                    match source.requests.send(r) {
+                    match source.requests.try_send(r) {
                         Ok(()) => serde_json::json!({"ok": true}),
-                        Err(_) => serde_json::json!({"error": "the daemon is shutting down"}),
+                        Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => serde_json::json!({
+                            "error": format!("busy: {REQUEST_CAPACITY} requests already waiting; try again")
+                        }),
+                        Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                            serde_json::json!({"error": "the daemon is shutting down"})
+                        }
                     }
                 }
                 Err(e) => serde_json::json!({ "error": e }),

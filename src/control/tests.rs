@@ -3,7 +3,7 @@ use super::*;
 use std::sync::atomic::Ordering;
 
 /// A daemon's status source at rest, sending requests to `tx`.
-fn idle_source(tx: tokio::sync::mpsc::UnboundedSender<Request>) -> StatusSource {
+fn idle_source(tx: tokio::sync::mpsc::Sender<Request>) -> StatusSource {
     StatusSource {
         status: Arc::new(Mutex::new(Status::default())),
         counters: Arc::new(Counters::default()),
@@ -26,7 +26,7 @@ async fn status_round_trips_over_the_socket_with_live_counters() {
     }));
     let counters = Arc::new(Counters::default());
     counters.video_frames_received.store(42, Ordering::Relaxed);
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, _rx) = tokio::sync::mpsc::channel(REQUEST_CAPACITY);
     let src = StatusSource {
         status: status.clone(),
         counters: counters.clone(),
@@ -65,7 +65,7 @@ fn random_request_lines_each_get_one_json_answer() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("control.sock");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(REQUEST_CAPACITY);
     let src = idle_source(tx);
     let listener = rt.block_on(async { bind(&path) }).unwrap();
     let _server = rt.spawn(serve_on(listener, src));
@@ -160,7 +160,7 @@ async fn the_socket_appears_with_mode_0660_replacing_a_stale_one() {
 async fn ctl_commands_reach_the_supervisor_and_bad_ones_are_explained() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("control.sock");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(REQUEST_CAPACITY);
     let src = idle_source(tx);
     let p = path.clone();
     let server = tokio::spawn(async move { serve(&p, src).await });

@@ -14,6 +14,7 @@ pub mod codecs;
 pub mod display;
 mod elements;
 pub mod encoder;
+mod engine;
 mod pipeline;
 pub mod quality;
 pub mod ringtone;
@@ -23,17 +24,16 @@ mod stats;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use callbox_protocol::JoinInfo;
-use tokio::sync::mpsc::UnboundedSender;
 
-use crate::config::{self, MediaConfig, RingtoneConfig};
+use crate::config::{self, MediaConfig};
 use crate::screen::{Scene, ScreenConfig};
 
 pub use codecs::{NoTrackCodecs, TrackCodecSource};
 pub use elements::package_for;
+pub use engine::{COMMAND_CAPACITY, EVENT_CAPACITY, Health, MediaEngine, MediaSender};
 pub use ringtone::RingtoneStatus;
 
 /// Why media could not be set up or failed.
@@ -339,6 +339,49 @@ pub enum MediaCommand {
     Snapshot(tokio::sync::oneshot::Sender<Result<Vec<u8>, String>>),
 }
 
+impl MediaCommand {
+    /// The command's name, for the log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MediaCommand::Start { .. } => "start",
+            MediaCommand::SetMicMuted(_) => "set_mic_muted",
+            MediaCommand::Stop { .. } => "stop",
+            MediaCommand::Ringtone(_) => "ringtone",
+            MediaCommand::SpeakerVolume(_) => "speaker_volume",
+            MediaCommand::Screen { .. } => "screen",
+            MediaCommand::Snapshot(_) => "snapshot",
+        }
+    }
+}
+
+/// Panics caught in GStreamer callbacks since the process started (see [`guarded`]).
+pub static CALLBACK_PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// Runs the body of a GStreamer callback (pad probe, `pad-added`, `deep-element-added`)
+/// and turns a panic into an error line and `fallback`.
+///
+/// These closures are called from C through gstreamer-rs' `extern "C"` trampolines,
+/// and a panic unwinding out of an `extern "C"` function aborts the process (Rust
+/// reference, "Behavior considered undefined"/`panic-in-ffi`: since Rust 1.81 it
+/// aborts). Caught here, a bug in one callback costs that callback's work (a track
+/// not shown, a probe not counting), not the call or the daemon. `callback`: its name,
+/// for the log.
+pub(crate) fn guarded<R>(callback: &'static str, fallback: R, body: impl FnOnce() -> R) -> R {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(r) => r,
+        Err(panic) => {
+            CALLBACK_PANICS.fetch_add(1, Ordering::Relaxed);
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            tracing::error!(callback, panic = %what, "a media callback panicked; the call goes on without its work");
+            fallback
+        }
+    }
+}
+
 /// Reports from the media thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
@@ -354,275 +397,4 @@ pub enum MediaEvent {
         /// For the log.
         error: String,
     },
-}
-
-/// Handle to the media thread. Dropping it stops media and joins the thread.
-pub struct MediaEngine {
-    tx: Option<mpsc::Sender<MediaCommand>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    counters: Arc<Counters>,
-    ringtone: Arc<RingtoneStatus>,
-}
-
-impl MediaEngine {
-    /// Spawns the media thread, which plays `ringtone` on `plan`'s audio sink when
-    /// told to, and learns the codecs of the callers' tracks from `track_codecs` (the
-    /// hub; [`NoTrackCodecs`] without one). Call [`init`] first.
-    pub fn spawn(
-        plan: MediaPlan,
-        ringtone: RingtoneConfig,
-        events: UnboundedSender<MediaEvent>,
-        track_codecs: Arc<dyn TrackCodecSource>,
-    ) -> Self {
-        let (tx, rx) = mpsc::channel();
-        let counters = Arc::new(Counters::default());
-        let ring_status = Arc::new(RingtoneStatus::default());
-        let c = counters.clone();
-        let r = ring_status.clone();
-        let thread = std::thread::Builder::new()
-            .name("media".into())
-            .spawn(move || media_thread(plan, ringtone, rx, events, c, r, track_codecs))
-            .expect("spawning the media thread");
-        Self {
-            tx: Some(tx),
-            thread: Some(thread),
-            counters,
-            ringtone: ring_status,
-        }
-    }
-
-    /// Queues a command; commands run in order.
-    pub fn send(&self, cmd: MediaCommand) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(cmd);
-        }
-    }
-
-    /// A sender of commands, for other tasks (the control socket's screenshots).
-    pub fn sender(&self) -> Option<mpsc::Sender<MediaCommand>> {
-        self.tx.clone()
-    }
-
-    /// The current call's frame counters.
-    pub fn counters(&self) -> &Arc<Counters> {
-        &self.counters
-    }
-
-    /// The ringtone's state: playing, start instant (for the LED cadence), buffer counts.
-    pub fn ringtone(&self) -> &Arc<RingtoneStatus> {
-        &self.ringtone
-    }
-}
-
-impl Drop for MediaEngine {
-    fn drop(&mut self) {
-        drop(self.tx.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// How often the media thread polls the buses when nothing else is due.
-const POLL_INTERVAL: Duration = Duration::from_millis(50);
-
-/// Applies `percent` through `plan.speaker`, passes the resulting pipeline gain to the
-/// ringtone and the call, and returns it. `log`: an info line (a change, not a re-apply).
-fn set_volume(
-    plan: &MediaPlan,
-    percent: u8,
-    ringer: &mut ringtone::Ringer,
-    session: Option<&pipeline::Session>,
-    log: bool,
-) -> f64 {
-    let (gain, result) = plan.speaker.apply(percent);
-    if let Err(e) = result {
-        tracing::warn!(error = %e, percent, "speaker volume applied in software instead");
-    } else if log {
-        tracing::info!(percent, by = %plan.speaker.describe(), "speaker volume");
-    }
-    ringer.set_gain(gain);
-    if let Some(s) = session {
-        s.set_speaker_gain(gain);
-    }
-    gain
-}
-
-fn media_thread(
-    plan: MediaPlan,
-    ringtone: RingtoneConfig,
-    rx: mpsc::Receiver<MediaCommand>,
-    events: UnboundedSender<MediaEvent>,
-    counters: Arc<Counters>,
-    ring_status: Arc<RingtoneStatus>,
-    track_codecs: Arc<dyn TrackCodecSource>,
-) {
-    let mut current: Option<pipeline::Session> = None;
-    let mut ringer = ringtone::Ringer::new(&plan, ringtone, ring_status);
-    let idle = Scene::Idle {
-        name: plan.screen.name.clone(),
-        hub_online: false,
-        hub_url: String::new(),
-        dnd: false,
-    };
-    let mut screen = match screen::Screen::start(&plan, &plan.screen, idle) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::error!(error = %e, sink = plan.video_sink, "the call screen cannot start; calls work without it");
-            None
-        }
-    };
-    let mut last_tick = Instant::now();
-    // The speaker volume in effect (%) and the gain the pipelines apply for it.
-    let mut volume: Option<u8> = None;
-    let mut gain = 1.0;
-    let mut last_stats = Instant::now();
-    loop {
-        // Wake on the ringtone's next cadence boundary when that comes first.
-        let timeout = ringer.next_wake().map_or(POLL_INTERVAL, |at| {
-            at.saturating_duration_since(Instant::now())
-                .min(POLL_INTERVAL)
-        });
-        match rx.recv_timeout(timeout) {
-            Ok(MediaCommand::Start {
-                call_id,
-                join,
-                mic_muted,
-                video,
-            }) => {
-                // Normally already off; the speaker must be free for the call.
-                ringer.stop("call media starting");
-                if let Some(s) = current.take() {
-                    s.stop();
-                }
-                counters.media_active.store(false, Ordering::Relaxed);
-                counters.reset();
-                match pipeline::Session::start(
-                    &plan,
-                    &call_id,
-                    &join,
-                    pipeline::CallOptions {
-                        mic_muted,
-                        video,
-                        speaker_gain: gain,
-                    },
-                    counters.clone(),
-                    track_codecs.clone(),
-                ) {
-                    Ok(s) => {
-                        current = Some(s);
-                        counters.media_active.store(true, Ordering::Relaxed);
-                        // The call's sink is open: see the ringtone's case.
-                        if let Some(p) = volume {
-                            gain = set_volume(&plan, p, &mut ringer, current.as_ref(), false);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(call_id, error = %e, "media did not start");
-                        let _ = events.send(MediaEvent::Failed {
-                            call_id,
-                            error: e.to_string(),
-                        });
-                    }
-                }
-            }
-            Ok(MediaCommand::SetMicMuted(muted)) => {
-                if let Some(s) = current.as_ref() {
-                    s.set_mic_muted(muted);
-                }
-            }
-            Ok(MediaCommand::Stop { call_id }) => {
-                if let Some(s) = current.take() {
-                    tracing::info!(call_id, "stopping media");
-                    s.stop();
-                }
-                // What the pipelines freed goes back to the system before the status
-                // says they are gone.
-                crate::memory::release_free_memory();
-                counters.media_active.store(false, Ordering::Relaxed);
-                counters.set_network(None);
-                if let Some(sc) = screen.as_mut() {
-                    sc.set_network(None);
-                }
-            }
-            Ok(MediaCommand::Ringtone(on)) => {
-                if on && current.is_some() {
-                    // Not expected (the supervisor rings only when idle); a stale
-                    // session must not keep the box from ringing. If the speaker is
-                    // busy, the ringtone fails on its own and the call is untouched.
-                    tracing::warn!("ringing while a call's media is still up");
-                }
-                let was_on = ringer.is_on();
-                ringer.set(on);
-                // The ringtone's sink is open now: a mixer control that only exists
-                // while its PCM is open (ALSA softvol) can be set.
-                if on
-                    && !was_on
-                    && let Some(p) = volume
-                {
-                    gain = set_volume(&plan, p, &mut ringer, current.as_ref(), false);
-                }
-            }
-            Ok(MediaCommand::SpeakerVolume(p)) => {
-                if volume != Some(p) {
-                    volume = Some(p);
-                    gain = set_volume(&plan, p, &mut ringer, current.as_ref(), true);
-                }
-            }
-            Ok(MediaCommand::Screen {
-                scene,
-                since,
-                banner,
-            }) => {
-                if let Some(s) = screen.as_mut() {
-                    s.show(scene, since, banner);
-                }
-            }
-            Ok(MediaCommand::Snapshot(reply)) => {
-                let png = match screen.as_ref() {
-                    Some(s) => s.snapshot_png(),
-                    None => Err("the call screen is not running (see the log)".into()),
-                };
-                let _ = reply.send(png);
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-        if let Some(s) = screen.as_mut() {
-            let channels = current
-                .as_ref()
-                .map(|c| c.remote_channels())
-                .unwrap_or_default();
-            s.set_remotes(&channels);
-            if last_tick.elapsed() >= screen::TICK {
-                last_tick = Instant::now();
-                s.tick();
-                if let Some(e) = s.poll() {
-                    tracing::error!(error = %e, "call screen error");
-                }
-            }
-        }
-        ringer.poll();
-        if let Some(s) = current.as_mut() {
-            for ev in s.poll() {
-                let _ = events.send(ev);
-            }
-            if last_stats.elapsed() >= quality::INTERVAL {
-                last_stats = Instant::now();
-                if let Some(link) = s.sample_network() {
-                    counters.set_network(Some(link));
-                    if let Some(sc) = screen.as_mut() {
-                        sc.set_network(Some(link.quality));
-                    }
-                }
-            }
-        }
-    }
-    ringer.stop("media thread exiting");
-    if let Some(s) = current.take() {
-        s.stop();
-    }
-    if let Some(s) = screen.take() {
-        s.stop();
-    }
 }

@@ -61,8 +61,10 @@ pub(super) fn make(factory: &str, which: &'static str) -> Result<gst::Element, M
 fn probe_count(pad: &gst::Pad, counters: &Arc<Counters>, pick: fn(&Counters) -> &AtomicU64) {
     let counters = counters.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-        pick(&counters).fetch_add(1, Ordering::Relaxed);
-        gst::PadProbeReturn::Ok
+        super::guarded("count-probe", gst::PadProbeReturn::Ok, || {
+            pick(&counters).fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        })
     });
 }
 
@@ -294,9 +296,11 @@ fn restrict_nested_webrtcbins(bin: &gst::Pipeline, plan: &MediaPlan) {
         return;
     }
     bin.connect_deep_element_added(move |_, _, element| {
-        if element.factory().is_some_and(|f| f.name() == "webrtcbin") {
-            add_local_addresses(element, &addresses);
-        }
+        super::guarded("deep-element-added", (), || {
+            if element.factory().is_some_and(|f| f.name() == "webrtcbin") {
+                add_local_addresses(element, &addresses);
+            }
+        })
     });
 }
 
@@ -313,23 +317,28 @@ fn restrict_nested_webrtcbins(bin: &gst::Pipeline, plan: &MediaPlan) {
 /// sends them only on request).
 fn recover_from_loss(bin: &gst::Pipeline) {
     bin.connect_deep_element_added(|_, _, element| {
-        let Some(factory) = element.factory() else {
-            return;
-        };
-        let name = factory.name();
-        let settings: &[(&str, bool)] = match name.as_str() {
-            "rtph264depay" | "rtpvp8depay" | "rtpvp9depay" => {
-                &[("request-keyframe", true), ("wait-for-keyframe", true)]
-            }
-            n if n.starts_with("avdec_") => &[("output-corrupt", false)],
-            _ => return,
-        };
-        for (property, value) in settings {
-            if element.find_property(property).is_some() {
-                element.set_property(property, *value);
-            }
-        }
+        super::guarded("deep-element-added", (), || recover_settings(element))
     });
+}
+
+/// [`recover_from_loss`]'s settings for one element.
+fn recover_settings(element: &gst::Element) {
+    let Some(factory) = element.factory() else {
+        return;
+    };
+    let name = factory.name();
+    let settings: &[(&str, bool)] = match name.as_str() {
+        "rtph264depay" | "rtpvp8depay" | "rtpvp9depay" => {
+            &[("request-keyframe", true), ("wait-for-keyframe", true)]
+        }
+        n if n.starts_with("avdec_") => &[("output-corrupt", false)],
+        _ => return,
+    };
+    for (property, value) in settings {
+        if element.find_property(property).is_some() {
+            element.set_property(property, *value);
+        }
+    }
 }
 
 fn set_ice_servers(element: &gst::Element, plan: &MediaPlan) {
@@ -367,11 +376,13 @@ fn build_publisher(
     let flag = joined.clone();
     let addresses = plan.config.ice_local_addresses.clone();
     sink.connect("consumer-added", false, move |args| {
-        if let Some(webrtcbin) = args.get(2).and_then(|v| v.get::<gst::Element>().ok()) {
-            add_local_addresses(&webrtcbin, &addresses);
-        }
-        flag.store(true, Ordering::Release);
-        None
+        super::guarded("consumer-added", None, || {
+            if let Some(webrtcbin) = args.get(2).and_then(|v| v.get::<gst::Element>().ok()) {
+                add_local_addresses(&webrtcbin, &addresses);
+            }
+            flag.store(true, Ordering::Release);
+            None
+        })
     });
     // webrtcsink builds the encoder itself (by rank; media.hardware_encoder raises one):
     // note which, for `callbox status` and the log. `false`: its own set-up still runs.
@@ -379,31 +390,33 @@ fn build_publisher(
     let seen = counters.clone();
     let enc_plan = plan.encoder();
     sink.connect("encoder-setup", false, move |args| {
-        let consumer = args.get(1).and_then(|v| v.get::<String>().ok());
-        let Some(encoder) = args.get(3).and_then(|v| v.get::<gst::Element>().ok()) else {
-            return Some(false.to_value());
-        };
-        let name = encoder
-            .factory()
-            .map(|f| f.name().to_string())
-            .unwrap_or_default();
-        let ours = enc_plan.element.as_deref() == Some(name.as_str());
-        if ours {
-            for (property, value) in &enc_plan.properties {
-                if encoder.find_property(property).is_some() {
-                    encoder.set_property_from_str(property, value);
+        super::guarded("encoder-setup", Some(false.to_value()), || {
+            let consumer = args.get(1).and_then(|v| v.get::<String>().ok());
+            let Some(encoder) = args.get(3).and_then(|v| v.get::<gst::Element>().ok()) else {
+                return Some(false.to_value());
+            };
+            let name = encoder
+                .factory()
+                .map(|f| f.name().to_string())
+                .unwrap_or_default();
+            let ours = enc_plan.element.as_deref() == Some(name.as_str());
+            if ours {
+                for (property, value) in &enc_plan.properties {
+                    if encoder.find_property(property).is_some() {
+                        encoder.set_property_from_str(property, value);
+                    }
                 }
             }
-        }
-        if consumer.as_deref() != Some("discovery")
-            && (name.contains("264") || name.contains("vp8"))
-        {
-            tracing::info!(encoder = %name, "video encoder");
-            if let Ok(mut e) = seen.video_encoder.lock() {
-                *e = Some(name);
+            if consumer.as_deref() != Some("discovery")
+                && (name.contains("264") || name.contains("vp8"))
+            {
+                tracing::info!(encoder = %name, "video encoder");
+                if let Ok(mut e) = seen.video_encoder.lock() {
+                    *e = Some(name);
+                }
             }
-        }
-        Some((ours && enc_plan.complete).to_value())
+            Some((ours && enc_plan.complete).to_value())
+        })
     });
     pipeline.add(&sink).map_err(build_err(W))?;
 
@@ -584,69 +597,76 @@ fn build_subscriber(
     let channels = remote_channels.clone();
     let weak_pipeline = pipeline.downgrade();
     src.connect_pad_added(move |_, pad| {
-        let Some(pipeline) = weak_pipeline.upgrade() else {
-            return;
-        };
-        let name = pad.name();
-        let mut channel = None;
-        let (desc, pick): (String, fn(&Counters) -> &AtomicU64) = if name.starts_with("video") {
-            // To the call screen, which composes it (media::screen).
-            let c = channels
-                .lock()
-                .map(|l| free_channel(&l))
-                .unwrap_or_else(|_| super::screen::remote_channel(0));
-            let desc =
-                format!("queue ! videoconvert ! intervideosink name={REMOTE_SINK} channel={c}");
-            channel = Some(c);
-            (desc, |c| &c.video_frames_received)
-        } else if name.starts_with("audio") {
-            // To the speaker path's mixer (every remote participant, one echo reference).
-            ("queue ! audioconvert ! audioresample".to_owned(), |c| {
-                &c.audio_buffers_received
-            })
-        } else {
-            return;
-        };
-        let bin = match gst::parse::bin_from_description(&desc, true) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(pad = %name, error = %e, "cannot build the playback branch");
-                return;
-            }
-        };
-        if pipeline.add(&bin).is_err() {
-            return;
-        }
-        if channel.is_none() {
-            let Some(mixer_pad) = remote_audio.request_pad_simple("sink_%u") else {
-                tracing::error!(pad = %name, "the speaker mixer gave no pad");
+        super::guarded("pad-added", (), || {
+            // Tests break this callback (`FAILPOINTS=media-pad-added=1*panic`) to prove a
+            // panic here costs the track, not the process.
+            fail::fail_point!("media-pad-added");
+            let Some(pipeline) = weak_pipeline.upgrade() else {
                 return;
             };
-            let linked = bin.static_pad("src").map(|src| src.link(&mixer_pad));
-            if !matches!(linked, Some(Ok(_))) {
-                tracing::error!(pad = %name, "cannot link remote audio to the speaker");
+            let name = pad.name();
+            let mut channel = None;
+            let (desc, pick): (String, fn(&Counters) -> &AtomicU64) = if name.starts_with("video") {
+                // To the call screen, which composes it (media::screen).
+                let c = channels
+                    .lock()
+                    .map(|l| free_channel(&l))
+                    .unwrap_or_else(|_| super::screen::remote_channel(0));
+                let desc =
+                    format!("queue ! videoconvert ! intervideosink name={REMOTE_SINK} channel={c}");
+                channel = Some(c);
+                (desc, |c| &c.video_frames_received)
+            } else if name.starts_with("audio") {
+                // To the speaker path's mixer (every remote participant, one echo reference).
+                ("queue ! audioconvert ! audioresample".to_owned(), |c| {
+                    &c.audio_buffers_received
+                })
+            } else {
+                return;
+            };
+            let bin = match gst::parse::bin_from_description(&desc, true) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(pad = %name, error = %e, "cannot build the playback branch");
+                    return;
+                }
+            };
+            if pipeline.add(&bin).is_err() {
                 return;
             }
-        }
-        let sinkpad = bin.static_pad("sink").expect("ghost sink pad");
-        probe_count(&sinkpad, &counters, pick);
-        if let Err(e) = pad.link(&sinkpad) {
-            tracing::error!(pad = %name, error = ?e, "cannot link remote track");
-            return;
-        }
-        let _ = bin.sync_state_with_parent();
-        if let (Some(c), Ok(mut list)) = (channel, channels.lock()) {
-            tracing::info!(pad = %name, channel = %c, "remote video playing");
-            list.push((name.to_string(), c));
-        }
-        tracing::info!(pad = %name, "remote track playing");
+            if channel.is_none() {
+                let Some(mixer_pad) = remote_audio.request_pad_simple("sink_%u") else {
+                    tracing::error!(pad = %name, "the speaker mixer gave no pad");
+                    return;
+                };
+                let linked = bin.static_pad("src").map(|src| src.link(&mixer_pad));
+                if !matches!(linked, Some(Ok(_))) {
+                    tracing::error!(pad = %name, "cannot link remote audio to the speaker");
+                    return;
+                }
+            }
+            let sinkpad = bin.static_pad("sink").expect("ghost sink pad");
+            probe_count(&sinkpad, &counters, pick);
+            if let Err(e) = pad.link(&sinkpad) {
+                tracing::error!(pad = %name, error = ?e, "cannot link remote track");
+                return;
+            }
+            let _ = bin.sync_state_with_parent();
+            if let (Some(c), Ok(mut list)) = (channel, channels.lock()) {
+                tracing::info!(pad = %name, channel = %c, "remote video playing");
+                list.push((name.to_string(), c));
+            }
+            tracing::info!(pad = %name, "remote track playing");
+        })
     });
     // A remote video that ends (its participant left) frees its tile.
     let channels = remote_channels.clone();
     src.connect_pad_removed(move |_, pad| {
-        if let Ok(mut list) = channels.lock() {
-            list.retain(|(p, _)| p != pad.name().as_str());
-        }
+        super::guarded("pad-removed", (), || {
+            if let Ok(mut list) = channels.lock() {
+                list.retain(|(p, _)| p != pad.name().as_str());
+            }
+        })
     });
     Ok(pipeline)
 }

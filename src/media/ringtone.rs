@@ -416,13 +416,15 @@ impl Ringer {
         sink.static_pad("sink")
             .ok_or_else(|| build_err(format!("{} has no sink pad", self.sink)))?
             .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                if let Some(buf) = info.buffer() {
-                    status.buffers.fetch_add(1, Ordering::Relaxed);
-                    if is_audible(buf) {
-                        status.audible_buffers.fetch_add(1, Ordering::Relaxed);
+                super::guarded("ringtone-probe", gst::PadProbeReturn::Ok, || {
+                    if let Some(buf) = info.buffer() {
+                        status.buffers.fetch_add(1, Ordering::Relaxed);
+                        if is_audible(buf) {
+                            status.audible_buffers.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
-                }
-                gst::PadProbeReturn::Ok
+                    gst::PadProbeReturn::Ok
+                })
             });
         let convert = make("audioconvert")?;
         let resample = make("audioresample")?;
@@ -464,17 +466,19 @@ impl Ringer {
                     .static_pad("sink")
                     .expect("audioconvert has a sink pad");
                 decode.connect_pad_added(move |_, pad| {
-                    let is_audio = pad
-                        .current_caps()
-                        .or_else(|| Some(pad.query_caps(None)))
-                        .and_then(|c| c.structure(0).map(|s| s.name().starts_with("audio/")))
-                        .unwrap_or(false);
-                    if !is_audio || convert_sink.is_linked() {
-                        return;
-                    }
-                    if let Err(e) = pad.link(&convert_sink) {
-                        tracing::error!(error = ?e, "cannot link the ringtone file's audio");
-                    }
+                    super::guarded("ringtone-pad-added", (), || {
+                        let is_audio = pad
+                            .current_caps()
+                            .or_else(|| Some(pad.query_caps(None)))
+                            .and_then(|c| c.structure(0).map(|s| s.name().starts_with("audio/")))
+                            .unwrap_or(false);
+                        if !is_audio || convert_sink.is_linked() {
+                            return;
+                        }
+                        if let Err(e) = pad.link(&convert_sink) {
+                            tracing::error!(error = ?e, "cannot link the ringtone file's audio");
+                        }
+                    })
                 });
                 Ok((pipeline, volume, false))
             }

@@ -14,12 +14,7 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn engine(
-    config: RingtoneConfig,
-) -> (
-    MediaEngine,
-    tokio::sync::mpsc::UnboundedReceiver<MediaEvent>,
-) {
+fn engine(config: RingtoneConfig) -> (MediaEngine, tokio::sync::mpsc::Receiver<MediaEvent>) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter("callbox=debug")
         .with_test_writer()
@@ -31,7 +26,7 @@ fn engine(
     };
     let plan = MediaPlan::resolve(&media);
     assert_eq!(plan.audio_sink, "fakesink");
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = tokio::sync::mpsc::channel(crate::media::EVENT_CAPACITY);
     (
         MediaEngine::spawn(plan, config, tx, Arc::new(crate::media::NoTrackCodecs)),
         rx,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use callbox_protocol::{EventParseError, ServerEvent};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
 
 use super::HubClient;
@@ -43,22 +43,41 @@ pub fn ws_url(base: &str) -> String {
     format!("{rest}/ws")
 }
 
-/// Runs forever: connects, forwards events to `out`, reconnects. Returns when `out` is
-/// closed (the supervisor stopped).
-pub async fn run(hub: HubClient, min: Duration, max: Duration, out: UnboundedSender<WsEvent>) {
+/// A connection that lasted this long was stable: the next reconnect starts the
+/// back-off again from `min`. A shorter one (a hub that accepts and drops, or flaps)
+/// keeps climbing the back-off, so a fleet of boxes does not hammer it.
+pub const STABLE_CONNECTION: Duration = Duration::from_secs(10);
+
+/// Capacity of the channel [`run`] reports on (bounded: a supervisor that stops
+/// reading holds the WebSocket reader back instead of growing memory).
+pub const EVENT_CAPACITY: usize = 64;
+
+/// Runs forever: connects, forwards events to `out`, reconnects with
+/// [`backoff_delay`]. The back-off resets only after a connection that lasted
+/// [`STABLE_CONNECTION`]. Returns when `out` is closed (the supervisor stopped).
+pub async fn run(hub: HubClient, min: Duration, max: Duration, out: Sender<WsEvent>) {
     let url = ws_url(hub.base());
     let mut attempt: u32 = 0;
     loop {
         match connect(&url, hub.credential()).await {
             Ok(stream) => {
-                tracing::info!(url, "connected to hub");
-                attempt = 0;
-                if out.send(WsEvent::Connected).is_err() {
+                tracing::info!(url, attempt, "connected to hub");
+                let since = tokio::time::Instant::now();
+                if out.send(WsEvent::Connected).await.is_err() {
                     return;
                 }
                 let reason = pump(stream, &out).await;
-                tracing::warn!(url, reason, "hub connection lost");
-                if out.send(WsEvent::Disconnected).is_err() {
+                let lasted = since.elapsed();
+                if lasted >= STABLE_CONNECTION {
+                    attempt = 0;
+                }
+                tracing::warn!(
+                    url,
+                    reason,
+                    lasted_ms = lasted.as_millis() as u64,
+                    "hub connection lost"
+                );
+                if out.send(WsEvent::Disconnected).await.is_err() {
                     return;
                 }
             }
@@ -94,8 +113,10 @@ pub async fn run(hub: HubClient, min: Duration, max: Duration, out: UnboundedSen
                 continue;
             }
         }
-        // Dropped after being connected: first retry after `min`.
-        let delay = backoff_delay(0, min, max, rand::random_range(0.75..=1.25));
+        // Dropped after being connected: after a stable connection the first retry
+        // comes after `min`, else the back-off goes on climbing.
+        let delay = backoff_delay(attempt, min, max, rand::random_range(0.75..=1.25));
+        attempt = attempt.saturating_add(1);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = out.closed() => return,
@@ -136,7 +157,7 @@ async fn connect(url: &str, credential: &str) -> Result<Stream, tungstenite::Err
 }
 
 /// Reads frames until the connection ends; returns why.
-async fn pump(mut stream: Stream, out: &UnboundedSender<WsEvent>) -> String {
+async fn pump(mut stream: Stream, out: &Sender<WsEvent>) -> String {
     loop {
         let next = tokio::select! {
             n = tokio::time::timeout(IDLE_LIMIT, stream.next()) => n,
@@ -149,7 +170,13 @@ async fn pump(mut stream: Stream, out: &UnboundedSender<WsEvent>) -> String {
             Ok(Some(Ok(m))) => m,
         };
         match msg {
-            Message::Text(text) => handle_text(text.as_str(), out),
+            Message::Text(text) => {
+                if let Some(ev) = parse_frame(text.as_str())
+                    && out.send(WsEvent::Event(ev)).await.is_err()
+                {
+                    return "shutting down".into();
+                }
+            }
             Message::Ping(p) => {
                 let _ = stream.send(Message::Pong(p)).await;
             }
@@ -162,19 +189,21 @@ async fn pump(mut stream: Stream, out: &UnboundedSender<WsEvent>) -> String {
     }
 }
 
-/// Parses one text frame and forwards it; logs and drops anything bad.
-pub fn handle_text(text: &str, out: &UnboundedSender<WsEvent>) {
+/// Parses one text frame; logs and drops (`None`) anything bad.
+pub fn parse_frame(text: &str) -> Option<ServerEvent> {
     match ServerEvent::parse(text) {
         Ok(ev) => {
             tracing::debug!(call_id = ev.call_id(), event = ?ev, "hub event");
-            let _ = out.send(WsEvent::Event(ev));
+            Some(ev)
         }
         Err(EventParseError::UnknownType(t)) => {
-            tracing::info!(event_type = t, "ignoring unknown hub event type")
+            tracing::info!(event_type = t, "ignoring unknown hub event type");
+            None
         }
         Err(e) => {
             let excerpt: String = text.chars().take(200).collect();
-            tracing::warn!(error = %e, frame = excerpt, "ignoring malformed hub message")
+            tracing::warn!(error = %e, frame = excerpt, "ignoring malformed hub message");
+            None
         }
     }
 }
@@ -213,17 +242,14 @@ mod tests {
 
     #[test]
     fn bad_frames_are_dropped_and_good_ones_forwarded() {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        handle_text("{not json", &tx);
-        handle_text(r#"{"type":"surprise","x":1}"#, &tx);
-        handle_text(r#"{"type":"call_ended"}"#, &tx);
-        handle_text(r#"{"type":"call_cancelled","callId":"c1"}"#, &tx);
+        assert_eq!(parse_frame("{not json"), None);
+        assert_eq!(parse_frame(r#"{"type":"surprise","x":1}"#), None);
+        assert_eq!(parse_frame(r#"{"type":"call_ended"}"#), None);
         assert_eq!(
-            rx.try_recv().unwrap(),
-            WsEvent::Event(ServerEvent::CallCancelled {
+            parse_frame(r#"{"type":"call_cancelled","callId":"c1"}"#),
+            Some(ServerEvent::CallCancelled {
                 call_id: "c1".into()
             })
         );
-        assert!(rx.try_recv().is_err(), "only the good frame got through");
     }
 }

@@ -11,9 +11,11 @@
 #![warn(missing_docs)]
 
 mod livekit;
+mod netns;
 mod pypeer;
 
 pub use livekit::{LiveKit, LiveKitOptions};
+pub use netns::NetNs;
 pub use pypeer::PyPeer;
 
 use std::collections::HashSet;

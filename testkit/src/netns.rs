@@ -1,0 +1,151 @@
+//! A network namespace for the box under test, joined to the test's own namespace by a
+//! veth pair on a private /30, so a fault test can cut, delay and drop the box's
+//! traffic (`tc netem`) without touching any other interface or address.
+//!
+//! The box runs inside it ([`NetNs::command`]); livekit-server and the hub stay in the
+//! test's namespace and listen on [`NetNs::host_ip`] too. Needs root (or
+//! `CAP_NET_ADMIN`) and iproute2's `ip` and `tc`; [`NetNs::create`] says why not
+//! otherwise, so a test can skip with a reason. Dropping it deletes the namespace,
+//! which destroys both veth ends.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A namespace with a veth pair; see the module docs.
+#[derive(Debug)]
+pub struct NetNs {
+    /// The namespace's name (`ip netns`).
+    pub name: String,
+    /// The veth end in the test's namespace.
+    pub host_if: String,
+    /// The veth end inside the namespace.
+    pub box_if: String,
+    /// The test side's address, e.g. `10.213.4.1`.
+    pub host_ip: String,
+    /// The box's address, e.g. `10.213.4.2`.
+    pub box_ip: String,
+}
+
+fn run(args: &[&str]) -> Result<(), String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("cannot run `{}`: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl NetNs {
+    /// Creates a namespace with a veth pair on `10.213.N.0/30` (N from this process
+    /// and a counter), both ends up, loopback up inside.
+    ///
+    /// Errors: not root, no `ip`, or the kernel refused; the text says which.
+    pub fn create() -> Result<NetNs, String> {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id() % 10_000;
+        let subnet = (pid * 7 + n * 4) % 252;
+        let ns = NetNs {
+            name: format!("cbx-{pid}-{n}"),
+            host_if: format!("cbh{pid}n{n}"),
+            box_if: format!("cbb{pid}n{n}"),
+            host_ip: format!("10.213.{subnet}.1"),
+            box_ip: format!("10.213.{subnet}.2"),
+        };
+        run(&["ip", "netns", "add", &ns.name])?;
+        // From here on, Drop cleans up.
+        let steps: [&[&str]; 7] = [
+            &[
+                "ip", "link", "add", &ns.host_if, "type", "veth", "peer", "name", &ns.box_if,
+            ],
+            &["ip", "link", "set", &ns.box_if, "netns", &ns.name],
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("{}/30", ns.host_ip),
+                "dev",
+                &ns.host_if,
+            ],
+            &["ip", "link", "set", &ns.host_if, "up"],
+            &[
+                "ip",
+                "-n",
+                &ns.name,
+                "addr",
+                "add",
+                &format!("{}/30", ns.box_ip),
+                "dev",
+                &ns.box_if,
+            ],
+            &["ip", "-n", &ns.name, "link", "set", &ns.box_if, "up"],
+            &["ip", "-n", &ns.name, "link", "set", "lo", "up"],
+        ];
+        for step in steps {
+            run(step)?;
+        }
+        Ok(ns)
+    }
+
+    /// `program` to be run inside the namespace (`ip netns exec NAME program`; `ip`
+    /// execs it, so the child's pid is the program's).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
+    /// Applies `netem` (e.g. `["loss", "100%"]`, `["delay", "100ms", "loss", "10%"]`)
+    /// to both directions: the egress of each veth end. Replaces what was set.
+    ///
+    /// Errors: `tc` failed (no `sch_netem` module, say).
+    pub fn netem(&self, params: &[&str]) -> Result<(), String> {
+        let mut host = vec!["tc", "qdisc", "replace", "dev", &self.host_if, "root", "netem"];
+        host.extend_from_slice(params);
+        run(&host)?;
+        let mut inner = vec![
+            "tc",
+            "-n",
+            &self.name,
+            "qdisc",
+            "replace",
+            "dev",
+            &self.box_if,
+            "root",
+            "netem",
+        ];
+        inner.extend_from_slice(params);
+        run(&inner)
+    }
+
+    /// Cuts the box off: every packet both ways is dropped (netem loss 100 %; the
+    /// links stay up, as when a router upstream fails).
+    pub fn cut(&self) -> Result<(), String> {
+        self.netem(&["loss", "100%"])
+    }
+
+    /// Removes any netem: the network is back.
+    pub fn restore(&self) -> Result<(), String> {
+        let _ = run(&["tc", "qdisc", "del", "dev", &self.host_if, "root"]);
+        let _ = run(&[
+            "tc", "-n", &self.name, "qdisc", "del", "dev", &self.box_if, "root",
+        ]);
+        Ok(())
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = run(&["ip", "link", "del", &self.host_if]);
+        let _ = run(&["ip", "netns", "del", &self.name]);
+    }
+}
