@@ -1,5 +1,7 @@
 //! The HTTP surface (design §3): routes, bearer authentication, JSON error bodies,
-//! `/health`, `/metrics` and the LiveKit webhook endpoint.
+//! `/health`, `/metrics` and the LiveKit webhook endpoint. Handlers reach the database
+//! only through `hub.store` (an `AsyncStore`: tokio's blocking pool), never on a
+//! worker thread.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -134,13 +136,16 @@ pub struct Caller(pub Principal);
 pub struct WsCaller(pub Principal);
 
 /// A principal's own credential, else a browser session's (`crate::sessions`).
-fn authenticate(hub: &Hub, credential: Option<&str>) -> Result<Principal, ApiError> {
+async fn authenticate(hub: &Hub, credential: Option<&str>) -> Result<Principal, ApiError> {
     let credential = credential.ok_or(AuthError::MissingCredential)?;
     let hash = hash_credential(credential);
-    let found = match hub.store.principal_by_credential_hash(&hash) {
-        Ok(None) => sessions::principal(&hub.store, &hash),
-        other => other,
-    };
+    let found = hub
+        .store
+        .run(move |s| match s.principal_by_credential_hash(&hash)? {
+            None => sessions::principal(s, &hash),
+            own => Ok(own),
+        })
+        .await;
     match found {
         Ok(Some(p)) => Ok(p),
         Ok(None) => Err(AuthError::UnknownCredential.into()),
@@ -160,7 +165,9 @@ impl FromRequestParts<Arc<Hub>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Arc<Hub>) -> Result<Self, ApiError> {
-        authenticate(hub, header_credential(parts)).map(Caller)
+        authenticate(hub, header_credential(parts))
+            .await
+            .map(Caller)
     }
 }
 
@@ -169,14 +176,16 @@ impl FromRequestParts<Arc<Hub>> for WsCaller {
 
     async fn from_request_parts(parts: &mut Parts, hub: &Arc<Hub>) -> Result<Self, ApiError> {
         if let Some(cred) = header_credential(parts) {
-            return authenticate(hub, Some(cred)).map(WsCaller);
+            return authenticate(hub, Some(cred)).await.map(WsCaller);
         }
         let query = Query::<HashMap<String, String>>::try_from_uri(&parts.uri).ok();
         let cred = query
             .as_ref()
             .and_then(|q| q.get("access_token"))
             .map(String::as_str);
-        authenticate(hub, cred.filter(|c| !c.is_empty())).map(WsCaller)
+        authenticate(hub, cred.filter(|c| !c.is_empty()))
+            .await
+            .map(WsCaller)
     }
 }
 
@@ -240,7 +249,8 @@ async fn metrics(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Result<Resp
     }
     let counts = hub
         .store
-        .call_status_counts()
+        .run(|s| s.call_status_counts())
+        .await
         .map_err(|e| ApiError::internal(&e))?;
     let mut out = String::new();
     out.push_str("# HELP callbox_hub_calls_total Calls in the hub database, by status.\n");
@@ -305,7 +315,7 @@ async fn token(
     Caller(caller): Caller,
     Path(call_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(hub.token(&caller, &call_id)?).into_response())
+    Ok(Json(hub.token(&caller, &call_id).await?).into_response())
 }
 
 async fn tracks(
@@ -321,11 +331,15 @@ async fn contacts(
     State(hub): State<Arc<Hub>>,
     Caller(caller): Caller,
 ) -> Result<Response, ApiError> {
-    Ok(Json(hub.contacts(&caller)?).into_response())
+    Ok(Json(hub.contacts(&caller).await?).into_response())
 }
 
 async fn me(State(hub): State<Arc<Hub>>, Caller(caller): Caller) -> Result<Json<Me>, ApiError> {
-    let display_name = crate::contacts::display_name(&hub.store, &caller.identity)
+    let identity = caller.identity.clone();
+    let display_name = hub
+        .store
+        .run(move |s| crate::contacts::display_name(s, &identity))
+        .await
         .map_err(|e| ApiError::internal(&e))?;
     Ok(Json(Me {
         identity: caller.identity,
@@ -339,7 +353,12 @@ async fn signin(
     body: Result<Json<SigninRequest>, JsonRejection>,
 ) -> Result<Json<SigninResponse>, ApiError> {
     let Json(req) = body?;
-    match sessions::redeem(&hub.store, &req.code, now_ms()) {
+    let now = now_ms();
+    match hub
+        .store
+        .run(move |s| sessions::redeem(s, &req.code, now))
+        .await
+    {
         Ok((identity, credential)) => {
             tracing::info!(identity, "signed in with a one-time link");
             Ok(Json(SigninResponse {
@@ -368,14 +387,18 @@ async fn signout(
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_from_header)
         .unwrap_or_default();
-    let forgot = sessions::forget(&hub.store, &hash_credential(credential))
+    let hash = hash_credential(credential);
+    let forgot = hub
+        .store
+        .run(move |s| sessions::forget(s, &hash))
+        .await
         .map_err(|e| ApiError::internal(&e))?;
     tracing::info!(identity = caller.identity, session = forgot, "signed out");
     Ok(Json(Ack { ok: true }))
 }
 
 async fn active(State(hub): State<Arc<Hub>>, Caller(caller): Caller) -> Result<Response, ApiError> {
-    Ok(Json(hub.active(&caller)?).into_response())
+    Ok(Json(hub.active(&caller).await?).into_response())
 }
 
 /// Query of `GET /api/calls/history`.
@@ -393,7 +416,9 @@ async fn history(
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query?;
-    let records = hub.history(&caller, q.limit.unwrap_or(50), q.offset.unwrap_or(0))?;
+    let records = hub
+        .history(&caller, q.limit.unwrap_or(50), q.offset.unwrap_or(0))
+        .await?;
     Ok(Json(records).into_response())
 }
 

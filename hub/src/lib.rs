@@ -165,7 +165,7 @@ pub async fn start_with_listener(
         addr: config.listen,
         source,
     })?;
-    let store = store::Store::open(&config.database)?;
+    let store = store::AsyncStore::open(config.database.clone()).await?;
     let (stop, stop_rx) = watch::channel(false);
     let (ws_alive, ws_closed) = mpsc::channel(1);
     let hub = Arc::new(service::Hub::new(config, store, stop_rx.clone(), ws_alive));
@@ -267,4 +267,55 @@ pub fn signin_link_code(
         valid_hours,
         service::now_ms(),
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A running hub on a one-thread runtime answers `/health` while one of its
+    /// database calls waits for the SQLite write lock (another connection holds
+    /// `BEGIN EXCLUSIVE`), and the call succeeds once the lock is free. Were the call
+    /// run on the worker it would hold the only thread until SQLite's 5 s busy timeout
+    /// failed it, and `/health` would answer only after that.
+    #[tokio::test(flavor = "current_thread")]
+    async fn health_answers_while_a_database_call_waits_for_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("hub.sqlite3");
+        let lk = LiveKitConfig::new(
+            "ws://127.0.0.1:9",
+            "key",
+            "a-secret-of-at-least-32-characters",
+        );
+        let mut config = HubConfig::new(&db, lk);
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let hub = start(config).await.unwrap();
+        let blocker = rusqlite::Connection::open(&db).unwrap();
+        blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let store = hub.hub.store.clone();
+        let write = tokio::spawn(async move {
+            store
+                .run(move |s| {
+                    let _ = started_tx.send(());
+                    s.upsert_principal("box1", PrincipalKind::Device, "h", 1)
+                })
+                .await
+        });
+        started.await.expect("the write started");
+
+        let health = reqwest::get(format!("{}/health", hub.url())).await.unwrap();
+        assert_eq!(health.status(), reqwest::StatusCode::OK);
+        assert!(
+            !write.is_finished(),
+            "the write must still be waiting for the lock"
+        );
+        blocker.execute_batch("ROLLBACK").unwrap();
+        write
+            .await
+            .unwrap()
+            .expect("the write succeeds once the lock is free");
+        hub.shutdown().await;
+    }
 }

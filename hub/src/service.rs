@@ -1,14 +1,14 @@
 //! The call service: invite, respond, end, tokens, history, ring timers, LiveKit
 //! webhooks and start-up recovery, tying the state machine (`model`) to SQLite, LiveKit
-//! and the WebSocket clients.
+//! and the WebSocket clients. Every database call goes through [`AsyncStore`] (tokio's
+//! blocking pool), so a slow database never stalls a worker thread.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use callbox_protocol::{
-    CallRecord, CallStatus, EndRequest, InvitationStatus, InviteRequest, JoinInfo, RespondAction,
-    RespondRequest, ServerEvent,
+    CallStatus, EndRequest, InviteRequest, JoinInfo, RespondAction, RespondRequest, ServerEvent,
 };
 use livekit_api::services::{ServerError, ServerErrorCode, ServiceError as LkServiceError};
 use rand::RngCore;
@@ -21,9 +21,11 @@ use crate::contacts;
 use crate::limits::{InviteLimiter, valid_reason};
 use crate::livekit::{LiveKit, LiveKitError, WebhookNotice};
 use crate::model::{Call, CallError, Effects};
-use crate::store::{self, Store, StoreError};
+use crate::store::{self, AsyncStore, StoreError};
 use crate::tokens::{TokenError, TokenMinter};
 use crate::ws::Clients;
+
+mod queries;
 
 /// Most history records returned per page.
 pub const MAX_HISTORY_LIMIT: u32 = 200;
@@ -129,8 +131,8 @@ fn room_not_found(e: &LkServiceError) -> bool {
 pub struct Hub {
     /// Validated configuration.
     pub config: HubConfig,
-    /// The database.
-    pub store: Store,
+    /// The database (every call on tokio's blocking pool).
+    pub store: AsyncStore,
     /// RoomService + webhook verification.
     pub livekit: LiveKit,
     /// Token signing.
@@ -148,7 +150,7 @@ impl Hub {
     /// Builds the state; `ws_alive` is cloned into every WebSocket task.
     pub fn new(
         config: HubConfig,
-        store: Store,
+        store: AsyncStore,
         shutdown: watch::Receiver<bool>,
         ws_alive: mpsc::Sender<()>,
     ) -> Self {
@@ -232,8 +234,20 @@ impl Hub {
         if let Some(bad) = req.invitees.iter().find(|w| validate_identity(w).is_err()) {
             return Err(ServiceError::UnknownInvitee(bad.chars().take(80).collect()));
         }
-        let names: Vec<&str> = req.invitees.iter().map(String::as_str).collect();
-        let known = self.store.principal_kinds(&names)?;
+        // Who exists, and whether each invitee's owner allows the caller: one database call.
+        let (invitees, inviter) = (req.invitees.clone(), caller.identity.clone());
+        let (known, permissions) = self
+            .store
+            .run(move |s| {
+                let names: Vec<&str> = invitees.iter().map(String::as_str).collect();
+                let known = s.principal_kinds(&names)?;
+                let permissions = invitees
+                    .iter()
+                    .map(|invitee| contacts::permission(s, invitee, &inviter))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, StoreError>((known, permissions))
+            })
+            .await?;
         if let Some(missing) = req
             .invitees
             .iter()
@@ -246,8 +260,8 @@ impl Hub {
         }
         // Nobody the callee's owner did not allow makes it ring.
         let mut trusted = Vec::with_capacity(req.invitees.len());
-        for invitee in &req.invitees {
-            match contacts::permission(&self.store, invitee, &caller.identity)? {
+        for (invitee, permission) in req.invitees.iter().zip(permissions) {
+            match permission {
                 Some(t) => trusted.push(t),
                 None => {
                     tracing::warn!(
@@ -277,13 +291,16 @@ impl Hub {
         for (invitation, trusted) in call.invitations.iter_mut().zip(trusted) {
             invitation.trusted = trusted;
         }
-        self.store.transact(|c| {
-            if store::room_in_use(c, &room)? {
-                return Err(ServiceError::RoomInUse(room.clone()));
-            }
-            store::insert_call(c, &call)?;
-            Ok(())
-        })?;
+        let (new_call, new_room) = (call.clone(), room.clone());
+        self.store
+            .transact(move |c| {
+                if store::room_in_use(c, &new_room)? {
+                    return Err(ServiceError::RoomInUse(new_room));
+                }
+                store::insert_call(c, &new_call)?;
+                Ok(())
+            })
+            .await?;
         // The room first: without it nobody can join.
         let setup = async {
             self.livekit
@@ -307,19 +324,25 @@ impl Hub {
                     _ => "setup_failed",
                 };
                 call.fail(reason, now_ms());
-                self.store.transact(|c| store::save_call(c, &call))?;
+                let failed = call.clone();
+                self.store
+                    .transact(move |c| store::save_call(c, &failed))
+                    .await?;
                 return Err(e);
             }
         };
         let deadline = now_ms() + self.config.ring_timeout().as_millis() as i64;
         let effects = call.start_ringing(deadline);
-        self.store.transact(|c| store::save_call(c, &call))?;
+        let ringing = call.clone();
+        self.store
+            .transact(move |c| store::save_call(c, &ringing))
+            .await?;
         tracing::info!(
             call_id = %call_id, room = %room, inviter = %caller.identity,
             invitees = ?req.invitees, "call ringing"
         );
         self.schedule_ring_timer(&call_id, deadline);
-        self.deliver(&call_id, &effects);
+        self.deliver(&call_id, &effects).await;
         Ok(join)
     }
 
@@ -330,23 +353,26 @@ impl Hub {
         req: RespondRequest,
     ) -> Result<Responded, ServiceError> {
         let now = now_ms();
-        let (call, effects) = self.store.transact(|c| {
-            let mut call = store::load_call_by_invitation(c, &req.invitation_id)?
-                .ok_or_else(|| CallError::InvitationNotFound(req.invitation_id.clone()))?;
-            let effects = match req.action {
-                RespondAction::Accept => call.accept(&req.invitation_id, &caller.identity, now)?,
-                RespondAction::Reject => {
-                    call.reject(&req.invitation_id, &caller.identity, req.reason, now)?
-                }
-            };
-            store::save_call(c, &call)?;
-            Ok::<_, ServiceError>((call, effects))
-        })?;
+        let (answer, invitee) = (req.clone(), caller.identity.clone());
+        let (call, effects) = self
+            .store
+            .transact(move |c| {
+                let id = &answer.invitation_id;
+                let mut call = store::load_call_by_invitation(c, id)?
+                    .ok_or_else(|| CallError::InvitationNotFound(id.clone()))?;
+                let effects = match answer.action {
+                    RespondAction::Accept => call.accept(id, &invitee, now)?,
+                    RespondAction::Reject => call.reject(id, &invitee, answer.reason, now)?,
+                };
+                store::save_call(c, &call)?;
+                Ok::<_, ServiceError>((call, effects))
+            })
+            .await?;
         tracing::info!(
             call_id = %call.id, room = %call.room_name, invitee = %caller.identity,
             action = ?req.action, status = call.status.as_str(), "invitation answered"
         );
-        self.deliver(&call.id, &effects);
+        self.deliver(&call.id, &effects).await;
         if effects.finished {
             self.finish(&call).await;
         }
@@ -381,125 +407,33 @@ impl Hub {
         reason: Option<&str>,
     ) -> Result<(), ServiceError> {
         let now = now_ms();
-        let (call, effects) = self.store.transact(|c| {
-            let mut call = store::load_call(c, call_id)?
-                .ok_or_else(|| CallError::CallNotFound(call_id.to_owned()))?;
-            let effects = call.end(caller, reason, now)?;
-            if effects.finished {
-                store::save_call(c, &call)?;
-            }
-            Ok::<_, ServiceError>((call, effects))
-        })?;
+        let (id, by, why) = (
+            call_id.to_owned(),
+            caller.map(str::to_owned),
+            reason.map(str::to_owned),
+        );
+        let (call, effects) = self
+            .store
+            .transact(move |c| {
+                let mut call =
+                    store::load_call(c, &id)?.ok_or_else(|| CallError::CallNotFound(id.clone()))?;
+                let effects = call.end(by.as_deref(), why.as_deref(), now)?;
+                if effects.finished {
+                    store::save_call(c, &call)?;
+                }
+                Ok::<_, ServiceError>((call, effects))
+            })
+            .await?;
         if effects.finished {
             tracing::info!(
                 call_id = %call.id, room = %call.room_name, by = caller.unwrap_or("hub"),
                 status = call.status.as_str(), reason = call.end_reason.as_deref().unwrap_or(""),
                 "call over"
             );
-            self.deliver(&call.id, &effects);
+            self.deliver(&call.id, &effects).await;
             self.finish(&call).await;
         }
         Ok(())
-    }
-
-    /// `POST /api/calls/{callId}/token`: fresh tokens for a participant of a live call.
-    pub fn token(&self, caller: &Principal, call_id: &str) -> Result<JoinInfo, ServiceError> {
-        let call = self
-            .store
-            .transact(|c| store::load_call(c, call_id))?
-            .ok_or_else(|| CallError::CallNotFound(call_id.to_owned()))?;
-        call.check_can_join(&caller.identity)?;
-        tracing::info!(call_id = %call.id, room = %call.room_name, identity = %caller.identity, "fresh tokens");
-        Ok(self
-            .tokens
-            .join_info(&call.id, &call.room_name, &caller.identity, caller.kind)?)
-    }
-
-    /// `GET /api/calls/{callId}/tracks`: the tracks published in a live call's room,
-    /// for a participant of the call (the box asks when LiveKit offers it a track).
-    ///
-    /// Errors: the call is unknown, over, or `caller` is not in it; LiveKit unreachable.
-    pub async fn tracks(
-        &self,
-        caller: &Principal,
-        call_id: &str,
-    ) -> Result<Vec<callbox_protocol::PublishedTrack>, ServiceError> {
-        let call = self
-            .store
-            .transact(|c| store::load_call(c, call_id))?
-            .ok_or_else(|| CallError::CallNotFound(call_id.to_owned()))?;
-        call.check_can_join(&caller.identity)?;
-        self.livekit
-            .published_tracks(&call.room_name)
-            .await
-            .map_err(ServiceError::LiveKitUnavailable)
-    }
-
-    /// `GET /api/contacts`: whom `caller` may call, with presence: `busy` in a
-    /// connected call, `online` with a WebSocket open, else `offline`.
-    pub fn contacts(&self, caller: &Principal) -> Result<Vec<contacts::Contact>, ServiceError> {
-        let mut list = contacts::callable_by(&self.store, &caller.identity)?;
-        for c in &mut list {
-            let in_call = self
-                .store
-                .active_calls_of(&c.identity)?
-                .iter()
-                .any(|call| call.status == CallStatus::Connected);
-            c.presence = if in_call {
-                "busy"
-            } else if self.clients.is_connected(&c.identity) {
-                "online"
-            } else {
-                "offline"
-            };
-        }
-        Ok(list)
-    }
-
-    /// `GET /api/calls/active`.
-    pub fn active(&self, caller: &Principal) -> Result<Vec<CallRecord>, ServiceError> {
-        Ok(self
-            .store
-            .active_calls_of(&caller.identity)?
-            .iter()
-            .map(Call::to_record)
-            .collect())
-    }
-
-    /// `GET /api/calls/history` (limit capped at [`MAX_HISTORY_LIMIT`]).
-    pub fn history(
-        &self,
-        caller: &Principal,
-        limit: u32,
-        offset: u32,
-    ) -> Result<Vec<CallRecord>, ServiceError> {
-        let limit = limit.min(MAX_HISTORY_LIMIT);
-        Ok(self
-            .store
-            .history_of(&caller.identity, limit, offset)?
-            .iter()
-            .map(Call::to_record)
-            .collect())
-    }
-
-    /// `call_invitation` events for invitations of `identity` still ringing (sent when
-    /// its WebSocket connects). Errors are logged, not fatal.
-    pub fn pending_invitation_events(&self, identity: &str) -> Vec<ServerEvent> {
-        match self.store.ringing_calls_inviting(identity) {
-            Ok(calls) => calls
-                .iter()
-                .flat_map(|call| {
-                    call.invitations
-                        .iter()
-                        .filter(|i| i.identity == identity && i.status == InvitationStatus::Pending)
-                        .map(|i| self.named(&call.invitation_event(i)))
-                })
-                .collect(),
-            Err(e) => {
-                tracing::error!(identity, error = %e, "cannot load pending invitations");
-                Vec::new()
-            }
-        }
     }
 
     /// Acts on a verified LiveKit webhook: when a participant leaves the room of a
@@ -514,9 +448,11 @@ impl Hub {
             "room_finished" => "room_finished",
             _ => return Ok(()),
         };
+        let in_room = room.to_owned();
         let call = self
             .store
-            .transact(|c| store::load_live_call_by_room(c, room))?;
+            .transact(move |c| store::load_live_call_by_room(c, &in_room))
+            .await?;
         let Some(call) = call.filter(|c| c.status == CallStatus::Connected) else {
             return Ok(());
         };
@@ -539,9 +475,11 @@ impl Hub {
             let grace = self.config.rejoin_grace();
             tokio::spawn(async move {
                 tokio::time::sleep(grace).await;
+                let in_room = room.clone();
                 let still_live = hub
                     .store
-                    .transact(|c| store::load_live_call_by_room(c, &room))
+                    .transact(move |c| store::load_live_call_by_room(c, &in_room))
+                    .await
                     .ok()
                     .flatten()
                     .is_some_and(|c| c.id == call_id && c.status == CallStatus::Connected);
@@ -597,11 +535,14 @@ impl Hub {
     /// the hub was down are applied now, the others get timers for the rest of their time.
     pub async fn recover(self: &Arc<Self>) -> Result<(), ServiceError> {
         let now = now_ms();
-        for mut call in self.store.live_calls()? {
+        for mut call in self.store.run(|s| s.live_calls()).await? {
             match call.status {
                 CallStatus::Initiating => {
                     call.fail("hub_restarted", now);
-                    self.store.transact(|c| store::save_call(c, &call))?;
+                    let failed = call.clone();
+                    self.store
+                        .transact(move |c| store::save_call(c, &failed))
+                        .await?;
                     tracing::warn!(call_id = %call.id, room = %call.room_name, "call was being set up at shutdown: failed");
                     self.finish(&call).await;
                 }
@@ -638,14 +579,18 @@ impl Hub {
 
     async fn ring_timed_out(self: &Arc<Self>, call_id: &str) -> Result<(), ServiceError> {
         let now = now_ms();
-        let outcome = self.store.transact(|c| {
-            let Some(mut call) = store::load_call(c, call_id)? else {
-                return Ok(None);
-            };
-            let effects = call.ring_timeout(now);
-            store::save_call(c, &call)?;
-            Ok::<_, StoreError>(Some((call, effects)))
-        })?;
+        let id = call_id.to_owned();
+        let outcome = self
+            .store
+            .transact(move |c| {
+                let Some(mut call) = store::load_call(c, &id)? else {
+                    return Ok(None);
+                };
+                let effects = call.ring_timeout(now);
+                store::save_call(c, &call)?;
+                Ok::<_, StoreError>(Some((call, effects)))
+            })
+            .await?;
         let Some((call, effects)) = outcome else {
             return Ok(());
         };
@@ -655,33 +600,62 @@ impl Hub {
                 "ring timeout"
             );
         }
-        self.deliver(&call.id, &effects);
+        self.deliver(&call.id, &effects).await;
         if effects.finished {
             self.finish(&call).await;
         }
         Ok(())
     }
 
-    /// `event` with the inviter's display name filled in (a `call_invitation`).
-    fn named(&self, event: &ServerEvent) -> ServerEvent {
-        let mut event = event.clone();
-        if let ServerEvent::CallInvitation {
-            inviter,
-            inviter_name: name @ None,
-            ..
-        } = &mut event
-        {
-            *name = contacts::display_name(&self.store, inviter).unwrap_or_else(|e| {
-                tracing::warn!(inviter = %inviter, error = %e, "cannot read the display name");
-                None
-            });
+    /// `events` with the inviters' display names filled into the `call_invitation`s
+    /// (one database call; on a database error the names stay empty, logged).
+    async fn named(&self, mut events: Vec<ServerEvent>) -> Vec<ServerEvent> {
+        let inviters: HashSet<String> = events
+            .iter()
+            .filter_map(|event| match event {
+                ServerEvent::CallInvitation {
+                    inviter,
+                    inviter_name: None,
+                    ..
+                } => Some(inviter.clone()),
+                _ => None,
+            })
+            .collect();
+        if inviters.is_empty() {
+            return events;
         }
-        event
+        let names = self
+            .store
+            .run(move |s| {
+                let mut names = HashMap::new();
+                for inviter in inviters {
+                    let name = contacts::display_name(s, &inviter)?;
+                    names.insert(inviter, name);
+                }
+                Ok::<_, StoreError>(names)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read the display names of inviters");
+                HashMap::new()
+            });
+        for event in &mut events {
+            if let ServerEvent::CallInvitation {
+                inviter,
+                inviter_name: name @ None,
+                ..
+            } = event
+            {
+                *name = names.get(inviter.as_str()).cloned().flatten();
+            }
+        }
+        events
     }
 
-    fn deliver(&self, call_id: &str, effects: &Effects) {
-        for (who, event) in &effects.events {
-            let event = &self.named(event);
+    async fn deliver(&self, call_id: &str, effects: &Effects) {
+        let events = effects.events.iter().map(|(_, event)| event.clone());
+        let events = self.named(events.collect()).await;
+        for ((who, _), event) in effects.events.iter().zip(&events) {
             let n = self.clients.send(who, event);
             tracing::debug!(call_id, to = %who, connections = n, event = ?event, "event queued");
         }

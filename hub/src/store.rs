@@ -3,8 +3,15 @@
 //!
 //! One connection behind a `std::sync::Mutex`; every query is short and the lock is
 //! never held across an `.await`. Timestamps are ms since the Unix epoch.
+//!
+//! [`Store`]'s methods block (the lock, disk I/O, SQLite's busy wait), so only
+//! synchronous code calls them directly (the admin commands, tests); async code holds
+//! an [`AsyncStore`], which runs every call on tokio's blocking pool.
+
+mod blocking;
 
 use std::collections::HashMap;
+use std::panic::Location;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -13,6 +20,8 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::auth::{Principal, PrincipalKind};
 use crate::model::{Call, Invitation, from_wire_name, wire_name};
+
+pub use blocking::AsyncStore;
 
 /// A database failure.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +52,15 @@ pub enum StoreError {
         identity: String,
         /// Its current kind.
         existing: &'static str,
+    },
+    /// A call on tokio's blocking pool ([`AsyncStore`]) panicked, or never ran because
+    /// the runtime was shutting down.
+    #[error("database call from {caller} did not finish: {source}")]
+    Blocking {
+        /// Where the call was made.
+        caller: &'static Location<'static>,
+        /// The panic or cancellation.
+        source: tokio::task::JoinError,
     },
 }
 

@@ -148,7 +148,7 @@ pub async fn run_connection(
     let (mut sink, mut stream) = socket.split();
     let result = async {
         // The box may have been offline or reconnecting: ring again.
-        for event in hub.pending_invitation_events(identity) {
+        for event in hub.pending_invitation_events(identity).await {
             tracing::info!(identity, call_id = event.call_id(), "re-sending pending invitation");
             sink.send(Message::Text(serde_json::to_string(&event)?.into())).await?;
         }
