@@ -345,11 +345,6 @@ fn media_thread(args: SpawnArgs, ring_status: Arc<RingtoneStatus>, t: Thread) {
                 .min(POLL_INTERVAL)
         });
         let command = t.rx.recv_timeout(timeout);
-        // Tests wedge or kill the thread here (`FAILPOINTS=media-command=1*sleep(…)` or
-        // `…=1*panic`) to prove that the watchdog rebuilds media.
-        if command.is_ok() {
-            fail::fail_point!("media-command");
-        }
         if t.liveness.abandoned() {
             tracing::warn!("an abandoned media thread woke up; ending it");
             break;
@@ -361,6 +356,13 @@ fn media_thread(args: SpawnArgs, ring_status: Arc<RingtoneStatus>, t: Thread) {
                 mic_muted,
                 video,
             }) => {
+                // Tests wedge or kill the thread here (`FAILPOINTS=media-start=1*sleep(…)`
+                // or `…=1*panic`) to prove that the watchdog rebuilds media.
+                fail::fail_point!("media-start");
+                if t.liveness.abandoned() {
+                    tracing::warn!(call_id, "an abandoned media thread woke up; ending it");
+                    break;
+                }
                 // Normally already off; the speaker must be free for the call.
                 ringer.stop("call media starting");
                 if let Some(s) = current.take() {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use callbox::control::{Status, query_status};
 use callbox_hub::{HubConfig, LiveKitConfig, PrincipalKind, RunningHub, add_principal};
-use callbox_testkit::{LiveKit, LiveKitOptions, PyPeer, file_tail};
+use callbox_testkit::{LiveKit, LiveKitOptions, NetNs, PyPeer, file_tail};
 use serde_json::Value;
 
 /// A running system: LiveKit, hub, and (optionally) the daemon as `box1`.
@@ -33,7 +33,12 @@ pub struct World {
     /// Extra lines for the daemon's `[media]` section (before `start_daemon*`).
     pub media_extra: String,
     pub dir: tempfile::TempDir,
-    _lk: LiveKit,
+    /// The hub's config, to start it again after [`World::stop_hub`].
+    pub hub_config: HubConfig,
+    pub lk: LiveKit,
+    /// The box's own network namespace ([`World::start_in_netns`]); the daemon runs in
+    /// it, and the hub and LiveKit listen on its veth peer's address.
+    pub netns: Option<NetNs>,
 }
 
 pub const RING_TIMEOUT_SECS: f64 = 8.0;
@@ -42,14 +47,28 @@ pub const REJOIN_GRACE_SECS: f64 = 6.0;
 
 impl World {
     pub fn start() -> World {
+        Self::start_on(None)
+    }
+
+    /// A world whose box runs in `netns`: the hub and LiveKit listen on the namespace's
+    /// veth peer (and LiveKit on loopback too, for the callers).
+    pub fn start_in_netns(netns: NetNs) -> World {
+        Self::start_on(Some(netns))
+    }
+
+    fn start_on(netns: Option<NetNs>) -> World {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let dir = tempfile::tempdir().unwrap();
+        let bind = netns.as_ref().map_or("127.0.0.1", |n| n.host_ip.as_str());
         let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .block_on(tokio::net::TcpListener::bind(format!("{bind}:0")))
             .unwrap();
         let hub_addr = listener.local_addr().unwrap();
         let lk = LiveKit::start(LiveKitOptions {
             webhook_urls: vec![format!("http://{hub_addr}/livekit/webhook")],
+            host: netns
+                .as_ref()
+                .map(|n| (n.host_ip.clone(), n.host_if.clone())),
             ..Default::default()
         });
         let db = dir.path().join("hub.sqlite3");
@@ -77,8 +96,9 @@ impl World {
         // The ring-latency bench dials the box dozens of times a minute.
         config.max_invites_per_minute = 1000;
         config.rejoin_grace_secs = REJOIN_GRACE_SECS;
+        config.listen = hub_addr;
         let hub = rt
-            .block_on(callbox_hub::start_with_listener(config, listener))
+            .block_on(callbox_hub::start_with_listener(config.clone(), listener))
             .unwrap();
         let socket = dir.path().join("control.sock");
         World {
@@ -101,8 +121,27 @@ impl World {
             socket,
             media_extra: String::new(),
             dir,
-            _lk: lk,
+            hub_config: config,
+            lk,
+            netns,
         }
+    }
+
+    /// Stops the hub (as systemd's stop does: WebSockets closed, requests finished).
+    pub fn stop_hub(&mut self) {
+        if let Some(hub) = self.hub.take() {
+            self.rt.block_on(hub.shutdown());
+        }
+    }
+
+    /// Starts the hub again on the same address and database.
+    pub fn restart_hub(&mut self) {
+        assert!(self.hub.is_none(), "stop the hub first");
+        let hub = self
+            .rt
+            .block_on(callbox_hub::start(self.hub_config.clone()))
+            .expect("the hub starts again on its address");
+        self.hub = Some(hub);
     }
 
     /// Starts `callbox run` as `box1` with test sources and fake sinks.
@@ -135,7 +174,9 @@ impl World {
         let config = self.write_config(credential, extra);
         let log = File::create(&self.daemon_log).unwrap();
         let bin = env!("CARGO_BIN_EXE_callbox");
-        let mut cmd = if env.iter().any(|(k, _)| *k == "WATCHDOG_USEC") {
+        let mut cmd = if let Some(ns) = &self.netns {
+            ns.command(bin)
+        } else if env.iter().any(|(k, _)| *k == "WATCHDOG_USEC") {
             let mut c = Command::new("sh");
             c.args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\"", bin]);
             c
@@ -173,7 +214,7 @@ video_source = "test"
 audio_source = "test"
 video_sink = "fakesink"
 audio_sink = "fakesink"
-ice_local_addresses = ["127.0.0.1"]
+ice_local_addresses = ["{ice}"]
 {media_extra}
 
 [control]
@@ -186,6 +227,10 @@ level = "info,callbox=debug"
 "#,
                 hub = self.hub_url,
                 socket = self.socket.display(),
+                ice = self
+                    .netns
+                    .as_ref()
+                    .map_or("127.0.0.1", |n| n.box_ip.as_str()),
                 media_extra = self.media_extra
             ),
         )
