@@ -38,6 +38,9 @@ debs=(
   mmdebstrap systemd
   # make lab: QEMU, the initramfs, depmod, objtool's libelf, the port-forward check.
   qemu-system-x86 busybox-static kmod e2fsprogs libelf1 xz-utils debian-archive-keyring curl iproute2
+  # The fault tests (tests/e2e_netfaults.rs): cuts and loss inside the box's own network
+  # namespace (nft numgen; this CI kernel has no sch_netem).
+  nftables
 )
 missing=()
 for p in "${debs[@]}"; do

@@ -30,8 +30,15 @@ pub fn backoff_delay(attempt: u32, min: Duration, max: Duration, jitter: f64) ->
     base.mul_f64(jitter.clamp(0.75, 1.25))
 }
 
-/// No frame at all (the hub pings every 15 s) for this long means the link is dead.
-const IDLE_LIMIT: Duration = Duration::from_secs(45);
+/// No frame at all for this long means the link is dead. The hub pings every 15 s
+/// and the box every [`PING_INTERVAL`] (the hub's pong counts), so a live link is
+/// never this quiet. It was 45 s: after a 30 s network cut the box still believed
+/// in a connection the hub had dropped, and an invitation in that window was missed.
+pub const IDLE_LIMIT: Duration = Duration::from_secs(20);
+
+/// How often the box pings the hub: its own keep-alive, so that a dead link is found
+/// within [`IDLE_LIMIT`] even if the hub's pings stop.
+pub const PING_INTERVAL: Duration = Duration::from_secs(8);
 
 /// `http(s)://host/…` → `ws(s)://host/…/ws`.
 pub fn ws_url(base: &str) -> String {
@@ -158,11 +165,20 @@ async fn connect(url: &str, credential: &str) -> Result<Stream, tungstenite::Err
 
 /// Reads frames until the connection ends; returns why.
 async fn pump(mut stream: Stream, out: &Sender<WsEvent>) -> String {
+    let mut ping =
+        tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    let mut last_heard = tokio::time::Instant::now();
     loop {
         let next = tokio::select! {
-            n = tokio::time::timeout(IDLE_LIMIT, stream.next()) => n,
+            n = tokio::time::timeout_at(last_heard + IDLE_LIMIT, stream.next()) => n,
+            _ = ping.tick() => {
+                // A failed send shows as an error on the next read.
+                let _ = stream.send(Message::Ping(Vec::new().into())).await;
+                continue;
+            }
             _ = out.closed() => return "shutting down".into(),
         };
+        last_heard = tokio::time::Instant::now();
         let msg = match next {
             Err(_) => return format!("nothing from the hub for {} s", IDLE_LIMIT.as_secs()),
             Ok(None) => return "closed".into(),

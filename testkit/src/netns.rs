@@ -1,6 +1,7 @@
 //! A network namespace for the box under test, joined to the test's own namespace by a
-//! veth pair on a private /30, so a fault test can cut, delay and drop the box's
-//! traffic (`tc netem`) without touching any other interface or address.
+//! veth pair on a private /30, so a fault test can cut the box off and drop its packets
+//! (nftables inside the namespace) or delay them (`tc netem`, where the kernel has it)
+//! without touching any other interface or address.
 //!
 //! The box runs inside it ([`NetNs::command`]); livekit-server and the hub stay in the
 //! test's namespace and listen on [`NetNs::host_ip`] too. Needs root (or
@@ -65,7 +66,15 @@ impl NetNs {
         // From here on, Drop cleans up.
         let steps: [&[&str]; 7] = [
             &[
-                "ip", "link", "add", &ns.host_if, "type", "veth", "peer", "name", &ns.box_if,
+                "ip",
+                "link",
+                "add",
+                &ns.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &ns.box_if,
             ],
             &["ip", "link", "set", &ns.box_if, "netns", &ns.name],
             &[
@@ -109,7 +118,15 @@ impl NetNs {
     ///
     /// Errors: `tc` failed (no `sch_netem` module, say).
     pub fn netem(&self, params: &[&str]) -> Result<(), String> {
-        let mut host = vec!["tc", "qdisc", "replace", "dev", &self.host_if, "root", "netem"];
+        let mut host = vec![
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            &self.host_if,
+            "root",
+            "netem",
+        ];
         host.extend_from_slice(params);
         run(&host)?;
         let mut inner = vec![
@@ -127,17 +144,73 @@ impl NetNs {
         run(&inner)
     }
 
-    /// Cuts the box off: every packet both ways is dropped (netem loss 100 %; the
-    /// links stay up, as when a router upstream fails).
-    pub fn cut(&self) -> Result<(), String> {
-        self.netem(&["loss", "100%"])
+    /// Drops `percent` % of the box's packets each way, at random, with an nftables
+    /// table inside the namespace (`numgen random`; loopback untouched). Works where
+    /// `sch_netem` is missing. Replaces an earlier drop rule.
+    ///
+    /// Errors: no `nft`, or the kernel has no nf_tables.
+    pub fn drop_percent(&self, percent: u8) -> Result<(), String> {
+        let _ = self.nft("delete table inet callbox_fault\n");
+        let rule = if percent >= 100 {
+            "drop".to_owned()
+        } else {
+            format!("numgen random mod 100 < {percent} drop")
+        };
+        self.nft(&format!(
+            "table inet callbox_fault {{\n\
+             chain in {{ type filter hook input priority 0; policy accept; iifname != \"lo\" {rule}; }}\n\
+             chain out {{ type filter hook output priority 0; policy accept; oifname != \"lo\" {rule}; }}\n\
+             }}\n"
+        ))
     }
 
-    /// Removes any netem: the network is back.
+    fn nft(&self, script: &str) -> Result<(), String> {
+        use std::io::Write;
+        let mut child = self
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run nft in {}: {e}", self.name))?;
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(script.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "nft in {} failed ({}): {}",
+                self.name,
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    /// Cuts the box off: every packet both ways is dropped silently (the links stay
+    /// up, as when a router upstream fails).
+    pub fn cut(&self) -> Result<(), String> {
+        self.drop_percent(100)
+    }
+
+    /// Removes every drop rule and netem: the network is back.
     pub fn restore(&self) -> Result<(), String> {
+        let _ = self.nft("delete table inet callbox_fault\n");
         let _ = run(&["tc", "qdisc", "del", "dev", &self.host_if, "root"]);
         let _ = run(&[
-            "tc", "-n", &self.name, "qdisc", "del", "dev", &self.box_if, "root",
+            "tc",
+            "-n",
+            &self.name,
+            "qdisc",
+            "del",
+            "dev",
+            &self.box_if,
+            "root",
         ]);
         Ok(())
     }
