@@ -10,10 +10,12 @@
 
 #![warn(missing_docs)]
 
+mod delay;
 mod livekit;
 mod netns;
 mod pypeer;
 
+pub use delay::UdpDelay;
 pub use livekit::{LiveKit, LiveKitOptions};
 pub use netns::NetNs;
 pub use pypeer::PyPeer;

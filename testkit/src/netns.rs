@@ -1,15 +1,19 @@
 //! A network namespace for the box under test, joined to the test's own namespace by a
-//! veth pair on a private /30, so a fault test can cut the box off and drop its packets
-//! (nftables inside the namespace) or delay them (`tc netem`, where the kernel has it)
-//! without touching any other interface or address.
+//! veth pair on a private /30, so a fault test can cut the box off, drop its packets
+//! (nftables inside the namespace) and delay its media (a [`UdpDelay`] relay: CI's
+//! kernel has no `sch_netem`) without touching any other interface or address.
 //!
 //! The box runs inside it ([`NetNs::command`]); livekit-server and the hub stay in the
-//! test's namespace and listen on [`NetNs::host_ip`] too. Needs root (or
-//! `CAP_NET_ADMIN`) and iproute2's `ip` and `tc`; [`NetNs::create`] says why not
+//! test's namespace and listen on [`NetNs::host_ip`]. Needs root (or
+//! `CAP_NET_ADMIN`), iproute2's `ip` and `nft`; [`NetNs::create`] says why not
 //! otherwise, so a test can skip with a reason. Dropping it deletes the namespace,
 //! which destroys both veth ends.
 
+use std::net::SocketAddr;
 use std::process::Command;
+use std::time::Duration;
+
+use crate::UdpDelay;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -113,37 +117,6 @@ impl NetNs {
         c
     }
 
-    /// Applies `netem` (e.g. `["loss", "100%"]`, `["delay", "100ms", "loss", "10%"]`)
-    /// to both directions: the egress of each veth end. Replaces what was set.
-    ///
-    /// Errors: `tc` failed (no `sch_netem` module, say).
-    pub fn netem(&self, params: &[&str]) -> Result<(), String> {
-        let mut host = vec![
-            "tc",
-            "qdisc",
-            "replace",
-            "dev",
-            &self.host_if,
-            "root",
-            "netem",
-        ];
-        host.extend_from_slice(params);
-        run(&host)?;
-        let mut inner = vec![
-            "tc",
-            "-n",
-            &self.name,
-            "qdisc",
-            "replace",
-            "dev",
-            &self.box_if,
-            "root",
-            "netem",
-        ];
-        inner.extend_from_slice(params);
-        run(&inner)
-    }
-
     /// Drops `percent` % of the box's packets each way, at random, with an nftables
     /// table inside the namespace (`numgen random`; loopback untouched). Works where
     /// `sch_netem` is missing. Replaces an earlier drop rule.
@@ -192,15 +165,42 @@ impl NetNs {
         }
     }
 
+    /// Delays the box's UDP to and from `server` by `delay` each way, through a
+    /// [`UdpDelay`] relay on the test side and a DNAT rule inside the namespace. Keep
+    /// the relay: dropping it stops the box's media to `server`. Removed by
+    /// [`NetNs::restore`] (the relay then idles).
+    ///
+    /// Errors: the relay cannot bind, or `nft` failed.
+    pub fn delay_udp(&self, server: SocketAddr, delay: Duration) -> Result<UdpDelay, String> {
+        let relay = UdpDelay::start(&self.host_ip, server, delay)
+            .map_err(|e| format!("cannot start the delay relay: {e}"))?;
+        let _ = self.nft("delete table ip callbox_delay\n");
+        // Out: the box's datagrams to the server go to the relay. In: only what comes
+        // back through it (replies of a DNAT'd flow); the server's own checks to the
+        // box's host candidate would otherwise make a direct, undelayed ICE pair.
+        let (ip, port) = (server.ip(), server.port());
+        self.nft(&format!(
+            "table ip callbox_delay {{\n\
+             chain out {{ type nat hook output priority -100; policy accept; \
+             ip daddr {ip} udp dport {port} dnat to {}; }}\n\
+             chain in {{ type filter hook input priority 0; policy accept; \
+             ip saddr {ip} udp sport {port} ct status & dnat == 0 drop; }}\n\
+             }}\n",
+            relay.addr
+        ))?;
+        Ok(relay)
+    }
+
     /// Cuts the box off: every packet both ways is dropped silently (the links stay
     /// up, as when a router upstream fails).
     pub fn cut(&self) -> Result<(), String> {
         self.drop_percent(100)
     }
 
-    /// Removes every drop rule and netem: the network is back.
+    /// Removes every drop and delay rule: the network is back.
     pub fn restore(&self) -> Result<(), String> {
         let _ = self.nft("delete table inet callbox_fault\n");
+        let _ = self.nft("delete table ip callbox_delay\n");
         let _ = run(&["tc", "qdisc", "del", "dev", &self.host_if, "root"]);
         let _ = run(&[
             "tc",
