@@ -10,32 +10,6 @@ use std::time::{Duration, Instant};
 use callbox_testkit::{PyPeer, report};
 use support::*;
 
-/// Dials box1 as alice (trusted: the box answers by itself) for a call that lasts until
-/// the test hangs up; returns once both sides have media.
-fn call_box(w: &World) -> PyPeer {
-    let caller = w.dial(
-        "box1",
-        &[
-            "--min-video-frames",
-            "30",
-            "--timeout",
-            "150",
-            "--no-hangup",
-            "--watch-hub",
-        ],
-    );
-    caller.expect_event("media_ok", Duration::from_secs(60));
-    w.wait_status("in call", Duration::from_secs(30), |s| {
-        s.state == "in_call" && s.video_frames_received > 0
-    });
-    caller
-}
-
-/// The caller's decoded video frames so far.
-fn caller_video(caller: &mut PyPeer) -> u64 {
-    caller_counts(caller)["video_frames"].as_u64().unwrap_or(0)
-}
-
 /// Waits until the caller has decoded `more` frames beyond `from`; the wait.
 fn caller_video_grows(caller: &mut PyPeer, from: u64, more: u64, limit: Duration) -> Duration {
     let t0 = Instant::now();
@@ -197,19 +171,7 @@ fn the_daemon_runs_in_process_until_its_caller_shuts_it_down() {
             }))
     });
     w.wait_status("online", Duration::from_secs(20), |s| s.hub_online);
-    let caller = w.dial(
-        "box1",
-        &[
-            "--min-video-frames",
-            "30",
-            "--timeout",
-            "60",
-            "--no-hangup",
-            "--watch-hub",
-        ],
-    );
-    caller.expect_event("media_ok", Duration::from_secs(60));
-    w.wait_status("in call", Duration::from_secs(30), |s| s.state == "in_call");
+    let caller = call_box(&w);
     stop.send(()).unwrap();
     let t0 = Instant::now();
     while !daemon.is_finished() {

@@ -38,32 +38,6 @@ fn world_in_netns(test: &str) -> Option<World> {
     Some(w)
 }
 
-/// A call from alice that lasts until the test hangs up; returns once both sides have
-/// media.
-fn call_box(w: &World) -> PyPeer {
-    let caller = w.dial(
-        "box1",
-        &[
-            "--min-video-frames",
-            "30",
-            "--timeout",
-            "240",
-            "--no-hangup",
-            "--watch-hub",
-        ],
-    );
-    caller.expect_event("media_ok", Duration::from_secs(60));
-    w.wait_status("in call", Duration::from_secs(30), |s| {
-        s.state == "in_call" && s.video_frames_received > 0
-    });
-    caller
-}
-
-/// The caller's decoded video frames so far.
-fn caller_video(caller: &mut PyPeer) -> u64 {
-    caller_counts(caller)["video_frames"].as_u64().unwrap_or(0)
-}
-
 /// Whether the caller is still running (it exits when the hub ends its call).
 fn alive(caller: &mut PyPeer) -> bool {
     caller.wait_exit(Duration::ZERO).is_none()

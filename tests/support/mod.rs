@@ -373,6 +373,33 @@ impl World {
     }
 }
 
+/// Dials box1 as alice (trusted: the box answers by itself) for a call that lasts until
+/// the test hangs up, watching the hub's events (`call_ended`); returns once both sides
+/// have media.
+pub fn call_box(w: &World) -> PyPeer {
+    let caller = w.dial(
+        "box1",
+        &[
+            "--min-video-frames",
+            "30",
+            "--timeout",
+            "240",
+            "--no-hangup",
+            "--watch-hub",
+        ],
+    );
+    caller.expect_event("media_ok", Duration::from_secs(60));
+    w.wait_status("in call", Duration::from_secs(30), |s| {
+        s.state == "in_call" && s.video_frames_received > 0
+    });
+    caller
+}
+
+/// The caller's decoded video frames so far.
+pub fn caller_video(caller: &mut PyPeer) -> u64 {
+    caller_counts(caller)["video_frames"].as_u64().unwrap_or(0)
+}
+
 /// Asks the caller for its counters and returns the `status` event it prints back.
 pub fn caller_counts(caller: &mut PyPeer) -> Value {
     let before = caller.events().len();
