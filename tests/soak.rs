@@ -104,10 +104,11 @@ fn sequential_calls_leave_memory_descriptors_and_threads_flat() {
         support::hang_up(&w, caller);
         let before = w.status().map_or(0, |s| s.calls_answered);
         assert!(before >= i as u64, "call {i} was answered");
-        // The media thread tears the call's pipelines down after the state is idle;
-        // sample once that is done.
+        // The media thread tears the call's pipelines down after the state is idle
+        // and returns memory to the system twice (at once and 2 s later); sample once
+        // that is done.
         w.wait_status("media torn down", Duration::from_secs(15), |s| {
-            s.state == "idle" && !s.media_active
+            s.state == "idle" && !s.media_active && s.memory_trims >= 2 * i as u64
         });
         let s = sample(pid);
         writeln!(csv, "{}", row(i, &s)).unwrap();

@@ -130,6 +130,9 @@ pub struct Status {
     /// callback's work, such as one remote track; the log says which).
     #[serde(default)]
     pub media_callback_panics: u64,
+    /// Times the box returned freed memory to the system after calls (two a call).
+    #[serde(default)]
+    pub memory_trims: u64,
 }
 
 /// What a client asks the daemon to do.
@@ -213,6 +216,10 @@ impl StatusSource {
         } else {
             self.counters.network()
         };
+        s.memory_trims = self
+            .counters
+            .memory_trims
+            .load(std::sync::atomic::Ordering::Relaxed);
         s.media_callback_panics =
             crate::media::CALLBACK_PANICS.load(std::sync::atomic::Ordering::Relaxed);
         s.leds = leds;

@@ -283,6 +283,11 @@ impl Thread {
     }
 }
 
+/// After a call's teardown, memory is returned to the system at once and again this
+/// much later: what the elements' helper threads (the WebRTC elements' runtime, the
+/// ICE agent) free after the pipeline reached NULL would otherwise stay in the heap.
+pub const LATE_TRIM: Duration = Duration::from_secs(2);
+
 /// How often the media thread polls the buses when nothing else is due.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -337,6 +342,8 @@ fn media_thread(args: SpawnArgs, ring_status: Arc<RingtoneStatus>, t: Thread) {
     let mut volume: Option<u8> = None;
     let mut gain = 1.0;
     let mut last_stats = Instant::now();
+    // When to return memory to the system once more after a call's teardown.
+    let mut late_trim: Option<Instant> = None;
     loop {
         t.liveness.beat();
         // Wake on the ringtone's next cadence boundary when that comes first.
@@ -410,8 +417,11 @@ fn media_thread(args: SpawnArgs, ring_status: Arc<RingtoneStatus>, t: Thread) {
                     s.stop();
                 }
                 // What the pipelines freed goes back to the system before the status
-                // says they are gone.
+                // says they are gone; what their helper threads free later, at
+                // LATE_TRIM.
                 crate::memory::release_free_memory();
+                counters.memory_trims.fetch_add(1, Ordering::Relaxed);
+                late_trim = Some(Instant::now() + LATE_TRIM);
                 counters.media_active.store(false, Ordering::Relaxed);
                 counters.set_network(None);
                 if let Some(sc) = screen.as_mut() {
@@ -476,6 +486,13 @@ fn media_thread(args: SpawnArgs, ring_status: Arc<RingtoneStatus>, t: Thread) {
             }
         }
         ringer.poll();
+        if late_trim.is_some_and(|at| Instant::now() >= at) {
+            late_trim = None;
+            if current.is_none() {
+                crate::memory::release_free_memory();
+            }
+            counters.memory_trims.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(s) = current.as_mut() {
             for ev in s.poll() {
                 t.report(ev);

@@ -256,6 +256,9 @@ pub struct Counters {
     /// A call's pipelines are running: set by the media thread once they started,
     /// cleared once they are torn down (after the call's state is already idle).
     pub media_active: std::sync::atomic::AtomicBool,
+    /// Times memory was returned to the system after a call (two a call: at teardown
+    /// and [`engine::LATE_TRIM`] later). Never reset.
+    pub memory_trims: AtomicU64,
 }
 
 impl Counters {
