@@ -28,6 +28,8 @@ demo: build
 # Benchmarks print numbers (release build); they assert nothing.
 bench: setup
 	$(CARGO) bench --bench ring_latency
+	$(CARGO) bench --bench call_bench
+	. scripts/paths.sh && "$$CALLBOX_VENV/bin/python" scripts/plot-bench.py target/bench
 
 # The caller web app (hub/web): rebuild hub/web/dist from the pinned lockfile (npm).
 # dist/ is checked in, so building the hub never needs npm.

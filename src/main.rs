@@ -139,7 +139,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => load(&config).and_then(|c| {
             // Before the runtime and GStreamer start threads.
-            callbox::memory::limit_arenas();
+            callbox::memory::tune_allocator();
             init_logging(&c.log.level);
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")?

@@ -133,6 +133,10 @@ pub struct Status {
     /// Times the box returned freed memory to the system after calls (two a call).
     #[serde(default)]
     pub memory_trims: u64,
+    /// When the current or last call's first remote video frame reached the screen,
+    /// ms since the Unix epoch; absent before it.
+    #[serde(default)]
+    pub first_video_received_unix_ms: Option<u64>,
 }
 
 /// What a client asks the daemon to do.
@@ -216,6 +220,12 @@ impl StatusSource {
         } else {
             self.counters.network()
         };
+        s.first_video_received_unix_ms = Some(
+            self.counters
+                .first_video_received_unix_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+        .filter(|&ms| ms > 0);
         s.memory_trims = self
             .counters
             .memory_trims

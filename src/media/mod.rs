@@ -247,6 +247,9 @@ pub struct Counters {
     pub video_frames_sent: AtomicU64,
     /// Decoded video frames received from remote participants.
     pub video_frames_received: AtomicU64,
+    /// When the call's first remote video frame reached the screen's branch, ms since
+    /// the Unix epoch (0: none yet). For call set-up figures (`make bench`).
+    pub first_video_received_unix_ms: AtomicU64,
     /// Decoded audio buffers received from remote participants.
     pub audio_buffers_received: AtomicU64,
     /// The element `livekitwebrtcsink` encodes the camera with (its `encoder-setup`).
@@ -266,6 +269,7 @@ impl Counters {
         for c in [
             &self.video_frames_sent,
             &self.video_frames_received,
+            &self.first_video_received_unix_ms,
             &self.audio_buffers_received,
         ] {
             c.store(0, Ordering::Relaxed);

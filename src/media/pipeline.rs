@@ -62,7 +62,15 @@ fn probe_count(pad: &gst::Pad, counters: &Arc<Counters>, pick: fn(&Counters) -> 
     let counters = counters.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
         super::guarded("count-probe", gst::PadProbeReturn::Ok, || {
-            pick(&counters).fetch_add(1, Ordering::Relaxed);
+            let before = pick(&counters).fetch_add(1, Ordering::Relaxed);
+            if before == 0 && std::ptr::eq(pick(&counters), &counters.video_frames_received) {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                counters
+                    .first_video_received_unix_ms
+                    .store(now, Ordering::Relaxed);
+            }
             gst::PadProbeReturn::Ok
         })
     });

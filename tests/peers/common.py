@@ -56,7 +56,9 @@ def now_ms() -> int:
 
 def emit(event: str, **fields: Any) -> None:
     """Print one JSON event line on stdout and flush."""
-    obj = {"event": event, "t_ms": now_ms()}
+    # unix_ms: the wall clock, to line events up with other processes on the machine
+    # (the benchmark's answer press, the box's first frame).
+    obj = {"event": event, "t_ms": now_ms(), "unix_ms": round(time.time() * 1000.0, 1)}
     obj.update(fields)
     sys.stdout.write(json.dumps(obj, separators=(",", ":"), default=str) + "\n")
     sys.stdout.flush()

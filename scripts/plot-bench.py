@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Plots `make bench`'s call benchmark (benches/call_bench.rs) from target/bench/:
+
+    plot-bench.py [DIR]
+
+- setup.png: call set-up times, one dot per call (auto-answer invite → first frame,
+  manual answer press → first frame), each side;
+- cost.png: CPU (% of one core) and RSS over a call, the box against the Python SDK
+  peer, at each size measured.
+
+Each figure's title names the machine, the build and the date from report.json.
+"""
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main() -> int:
+    d = Path(sys.argv[1] if len(sys.argv) > 1 else "target/bench")
+    report = json.loads((d / "report.json").read_text())
+    label = f"{report['machine']}; {report['build']} build; {report['date']}"
+
+    series = [
+        ("auto: invite → caller's 1st frame", report["setup_auto"]["invite_to_caller_first_frame"]),
+        ("auto: invite → box's 1st frame", report["setup_auto"]["invite_to_box_first_frame"]),
+        ("manual: answer → caller's 1st frame", report["setup_manual"]["answer_to_caller_first_frame"]),
+        ("manual: answer → box's 1st frame", report["setup_manual"]["answer_to_box_first_frame"]),
+    ]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for i, (name, s) in enumerate(series):
+        xs = s["samples_ms"]
+        ax.scatter(xs, [i] * len(xs), s=14, alpha=0.6)
+        ax.plot([s["p50_ms"]] * 2, [i - 0.3, i + 0.3], color="black", lw=2)
+        ax.plot([s["p95_ms"]] * 2, [i - 0.3, i + 0.3], color="black", lw=1, ls="--")
+    ax.set_yticks(range(len(series)), [n for n, _ in series])
+    ax.set_xlabel("ms (solid: p50, dashed: p95)")
+    ax.set_title(f"callbox call set-up\n{label}", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(d / "setup.png", dpi=110)
+
+    costs = report["cost"]
+    fig, axes = plt.subplots(2, len(costs), figsize=(6 * len(costs), 6), squeeze=False)
+    for col, c in enumerate(costs):
+        with open(d / f"cost-{c['size']}.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        t = [float(r["t_s"]) for r in rows]
+        for row, (what, unit) in enumerate([("cpu_pct", "CPU, % of a core"), ("rss_mib", "RSS, MiB")]):
+            ax = axes[row][col]
+            ax.plot(t, [float(r[f"box_{what}"]) for r in rows], label="callbox", color="#2563eb")
+            ax.plot(t, [float(r[f"peer_{what}"]) for r in rows], label="Python SDK peer",
+                    color="#dc2626")
+            ax.set_ylabel(unit)
+            ax.set_ylim(bottom=0)
+            ax.grid(alpha=0.3)
+            if row == 0:
+                ax.set_title(f"full-duplex {c['size']}@30", fontsize=10)
+                ax.legend(fontsize=8)
+            else:
+                ax.set_xlabel("s in the call")
+    fig.suptitle(f"callbox vs LiveKit Python SDK, one call\n{label}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(d / "cost.png", dpi=110)
+    print(f"plot-bench: {d / 'setup.png'}, {d / 'cost.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
