@@ -95,7 +95,10 @@ fn setup_auto(n: usize) -> Setup {
         to_box: vec![],
     };
     for _ in 0..n {
-        let mut caller = w.dial("box1", &["--min-video-frames", "1", "--timeout", "30"]);
+        let caller = w.dial(
+            "box1",
+            &["--min-video-frames", "1", "--timeout", "30", "--no-hangup"],
+        );
         caller.expect_event("media_ok", Duration::from_secs(30));
         let invited = event_unix_ms(&caller, "invited").expect("an invited event");
         // The caller's own figure: invite sent → first decoded frame of the box.
@@ -107,7 +110,8 @@ fn setup_auto(n: usize) -> Setup {
         });
         s.to_box
             .push(st.first_video_received_unix_ms.unwrap() as f64 - invited);
-        let _ = caller.wait_exit(Duration::from_secs(20));
+        // The caller stays until the box has its frame too.
+        support::hang_up(&w, caller);
         w.wait_status("idle", Duration::from_secs(20), |s| {
             s.state == "idle" && !s.media_active
         });
@@ -123,7 +127,10 @@ fn setup_manual(n: usize) -> Setup {
         to_box: vec![],
     };
     for _ in 0..n {
-        let mut caller = w.dial("box1", &["--min-video-frames", "1", "--timeout", "30"]);
+        let caller = w.dial(
+            "box1",
+            &["--min-video-frames", "1", "--timeout", "30", "--no-hangup"],
+        );
         w.wait_status("ringing", Duration::from_secs(20), |s| s.state == "ringing");
         // As long as a person would take: the box prepares what it may while ringing.
         std::thread::sleep(Duration::from_millis(1500));
@@ -137,7 +144,8 @@ fn setup_manual(n: usize) -> Setup {
         });
         s.to_box
             .push(st.first_video_received_unix_ms.unwrap() as f64 - pressed);
-        let _ = caller.wait_exit(Duration::from_secs(20));
+        // The caller stays until the box has its frame too.
+        support::hang_up(&w, caller);
         w.wait_status("idle", Duration::from_secs(20), |s| {
             s.state == "idle" && !s.media_active
         });
