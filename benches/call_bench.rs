@@ -87,9 +87,15 @@ struct Setup {
     to_box: Vec<f64>,
 }
 
-/// `n` calls answered by themselves: invite → each side's first frame.
-fn setup_auto(n: usize) -> Setup {
-    let w = World::with_online_box("", "");
+/// `n` calls. `manual = false`: answered by themselves, timed from the invite;
+/// `true`: ringing until the call button, timed from the press. Each side's first frame.
+fn setup(n: usize, manual: bool) -> Setup {
+    let extra = if manual {
+        "[call]\nanswer = \"manual\"\n"
+    } else {
+        ""
+    };
+    let w = World::with_online_box("", extra);
     let mut s = Setup {
         to_caller: vec![],
         to_box: vec![],
@@ -99,51 +105,28 @@ fn setup_auto(n: usize) -> Setup {
             "box1",
             &["--min-video-frames", "1", "--timeout", "30", "--no-hangup"],
         );
-        caller.expect_event("media_ok", Duration::from_secs(30));
-        let invited = event_unix_ms(&caller, "invited").expect("an invited event");
-        // The caller's own figure: invite sent → first decoded frame of the box.
-        let first = caller.expect_event("first_video_frame", Duration::from_secs(1));
-        s.to_caller
-            .push(first["t_ms_since_invite"].as_f64().unwrap_or(f64::NAN));
-        let st = w.wait_status("the box's first frame", Duration::from_secs(20), |s| {
-            s.first_video_received_unix_ms.is_some()
-        });
-        s.to_box
-            .push(st.first_video_received_unix_ms.unwrap() as f64 - invited);
-        // The caller stays until the box has its frame too.
-        support::hang_up(&w, caller);
-        w.wait_status("idle", Duration::from_secs(20), |s| {
-            s.state == "idle" && !s.media_active
-        });
-    }
-    s
-}
-
-/// `n` calls that ring until the call button: the press → each side's first frame.
-fn setup_manual(n: usize) -> Setup {
-    let w = World::with_online_box("", "[call]\nanswer = \"manual\"\n");
-    let mut s = Setup {
-        to_caller: vec![],
-        to_box: vec![],
-    };
-    for _ in 0..n {
-        let caller = w.dial(
-            "box1",
-            &["--min-video-frames", "1", "--timeout", "30", "--no-hangup"],
-        );
-        w.wait_status("ringing", Duration::from_secs(20), |s| s.state == "ringing");
-        // As long as a person would take: the box prepares what it may while ringing.
-        std::thread::sleep(Duration::from_millis(1500));
-        let pressed = unix_ms();
-        assert_eq!(w.ctl(&["press", "call"])["ok"], true);
-        caller.expect_event("media_ok", Duration::from_secs(30));
+        let from = if manual {
+            w.wait_status("ringing", Duration::from_secs(20), |s| s.state == "ringing");
+            // As long as a person would take: the box prepares what it may meanwhile.
+            std::thread::sleep(Duration::from_millis(1500));
+            let pressed = unix_ms();
+            assert_eq!(w.ctl(&["press", "call"])["ok"], true);
+            caller.expect_event("media_ok", Duration::from_secs(30));
+            pressed
+        } else {
+            caller.expect_event("media_ok", Duration::from_secs(30));
+            // The invite's POST went out `invite_ms` before its answer was printed.
+            let invited = caller.expect_event("invited", Duration::from_secs(1));
+            invited["unix_ms"].as_f64().expect("unix_ms")
+                - invited["invite_ms"].as_f64().unwrap_or(0.0)
+        };
         let first = event_unix_ms(&caller, "first_video_frame").expect("a first frame");
-        s.to_caller.push(first - pressed);
+        s.to_caller.push(first - from);
         let st = w.wait_status("the box's first frame", Duration::from_secs(20), |s| {
             s.first_video_received_unix_ms.is_some()
         });
         s.to_box
-            .push(st.first_video_received_unix_ms.unwrap() as f64 - pressed);
+            .push(st.first_video_received_unix_ms.unwrap() as f64 - from);
         // The caller stays until the box has its frame too.
         support::hang_up(&w, caller);
         w.wait_status("idle", Duration::from_secs(20), |s| {
@@ -264,8 +247,8 @@ fn main() {
 
     let (idle_cpu, idle_rss) = idle(10);
     println!("bench: idle: box {idle_cpu:.1} % of a core, RSS {idle_rss:.0} MiB");
-    let auto = setup_auto(n);
-    let manual = setup_manual(n);
+    let auto = setup(n, false);
+    let manual = setup(n, true);
     let mut costs = vec![];
     for (w, h) in [(640, 480), (1280, 720)] {
         costs.push(cost(w, h, secs, &dir));
