@@ -62,6 +62,16 @@ fn a_wedged_then_dead_media_thread_is_rebuilt_and_the_call_comes_back() {
         "the death is named in the log"
     );
     assert!(back.room.is_some(), "in the call's room");
+    // The dead thread's pipelines (the screen, the ringtone) went to NULL as its
+    // stack unwound; disposed in PLAYING, they once took the daemon down in CI.
+    assert!(
+        !log.contains("Trying to dispose element"),
+        "a pipeline was dropped in PLAYING:\n{}",
+        log.lines()
+            .filter(|l| l.contains("Trying to dispose"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     report!(
         "faults: media thread wedged (watchdog 2 s) then dead: call on media again {} ms \
          after the invitation, media_restarts = {}",

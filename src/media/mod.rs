@@ -405,3 +405,32 @@ pub enum MediaEvent {
         error: String,
     },
 }
+
+/// A pipeline that is set to NULL when it is dropped, whatever drops it: a stop, an
+/// error on the way to PLAYING, or a panic unwinding the media thread (the watchdog's
+/// "died" case). Without it a panic drops pipelines in PLAYING: GStreamer logs
+/// "Trying to dispose element …, but it is in PLAYING" and disposes elements while
+/// their streaming threads still run, which can take the process down. Derefs to the
+/// [`gst::Pipeline`].
+pub(crate) struct OwnedPipeline(gst::Pipeline);
+
+impl OwnedPipeline {
+    pub(crate) fn new(pipeline: gst::Pipeline) -> Self {
+        Self(pipeline)
+    }
+}
+
+impl std::ops::Deref for OwnedPipeline {
+    type Target = gst::Pipeline;
+    fn deref(&self) -> &gst::Pipeline {
+        &self.0
+    }
+}
+
+impl Drop for OwnedPipeline {
+    fn drop(&mut self) {
+        use gst::prelude::*;
+        // NULL is idempotent: a pipeline already stopped returns at once.
+        let _ = self.0.set_state(gst::State::Null);
+    }
+}

@@ -16,8 +16,8 @@ use super::{Counters, MediaError, MediaEvent, MediaPlan, SourceKind};
 /// A running call's media.
 pub struct Session {
     call_id: String,
-    publish: gst::Pipeline,
-    subscribe: gst::Pipeline,
+    publish: super::OwnedPipeline,
+    subscribe: super::OwnedPipeline,
     /// Set by `livekitwebrtcsink`'s `consumer-added`: the SFU session exists.
     joined: Arc<AtomicBool>,
     /// The remote videos playing, in the order they appeared: (the source pad's name,
@@ -113,16 +113,22 @@ impl Session {
         let remote_channels = Arc::new(std::sync::Mutex::new(Vec::new()));
         // The subscriber first: it holds the echo canceller's probe, which the
         // publisher's `webrtcdsp` looks up by name (media::audio).
-        let subscribe = build_subscriber(
+        let subscribe = super::OwnedPipeline::new(build_subscriber(
             plan,
             call_id,
             (&join.url, &subscriber.token),
             &publisher.identity,
             (&counters, &remote_channels),
             track_codecs,
-        )?;
-        let publish =
-            build_publisher(plan, &join.url, &publisher.token, video, &counters, &joined)?;
+        )?);
+        let publish = super::OwnedPipeline::new(build_publisher(
+            plan,
+            &join.url,
+            &publisher.token,
+            video,
+            &counters,
+            &joined,
+        )?);
         let session = Self {
             call_id: call_id.to_owned(),
             publish,

@@ -192,7 +192,7 @@ pub(super) struct Ringer {
 
 /// A running ring.
 struct Active {
-    pipeline: gst::Pipeline,
+    pipeline: super::OwnedPipeline,
     volume: gst::Element,
     started: Instant,
     /// Built-in tone: the cadence is applied. A file plays continuously.
@@ -368,7 +368,7 @@ impl Ringer {
                 let started = Instant::now();
                 self.status.reset(started);
                 self.active = Some(Active {
-                    pipeline,
+                    pipeline: super::OwnedPipeline::new(pipeline),
                     volume,
                     started,
                     cadenced,

@@ -42,7 +42,7 @@ const BACKGROUND: u32 = 0xff28_3060;
 
 /// The composed screen.
 pub struct Screen {
-    pipeline: gst::Pipeline,
+    pipeline: super::OwnedPipeline,
     /// The background's compositor pad: alpha 0 blanks the screen (the compositor's
     /// own black background shows). The background `videotestsrc` itself is never
     /// changed while running: GStreamer 1.22's videotestsrc caches a solid-colour
@@ -238,7 +238,7 @@ impl Screen {
             .ok_or_else(|| build_err("the background has no compositor pad"))?;
         let mut screen = Self {
             bands,
-            pipeline,
+            pipeline: super::OwnedPipeline::new(pipeline),
             background,
             header,
             footer,

@@ -246,6 +246,26 @@ level = "info,callbox=debug"
         self.rt.block_on(query_status(&self.socket)).ok()
     }
 
+    /// What became of the daemon's process, for a failure message: `running`, or
+    /// `exited` (a zombie: it ended and has not been reaped), from `/proc`.
+    pub fn daemon_process(&self) -> String {
+        let Some(pid) = self.daemon.as_ref().map(|c| c.id()) else {
+            return "not started".into();
+        };
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => match stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+            {
+                Some("Z") => format!("pid {pid} exited"),
+                Some(st) => format!("pid {pid} running (state {st})"),
+                None => format!("pid {pid}: unreadable stat"),
+            },
+            Err(_) => format!("pid {pid} gone"),
+        }
+    }
+
     /// Polls the daemon's status until `pred` holds.
     pub fn wait_status(
         &self,
@@ -261,8 +281,9 @@ level = "info,callbox=debug"
             }
             assert!(
                 Instant::now() < deadline,
-                "daemon never reached `{what}` within {timeout:?}; last status: {s:?}\n\
-                 daemon log (tail):\n{}",
+                "daemon never reached `{what}` within {timeout:?}; last status: {s:?}; \
+                 daemon process: {}\ndaemon log (tail):\n{}",
+                self.daemon_process(),
                 file_tail(&self.daemon_log, 40)
             );
             std::thread::sleep(Duration::from_millis(100));
