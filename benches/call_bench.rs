@@ -12,7 +12,13 @@
 //!   and → the box's first frame (the same number of calls);
 //! - cost of a full-duplex call at 640x480@30 and 1280x720@30 over `CALL_BENCH_SECS`
 //!   (default 30) seconds in the call: CPU seconds per call-minute and peak RSS of the
-//!   box and of the Python SDK caller, which publishes and subscribes the same.
+//!   box and of the Python SDK caller, which publishes and subscribes the same;
+//! - glass-to-glass latency in those calls, both ways, and between two Python SDK peers
+//!   in a room of their own (the anchor): each sender draws its capture time into the
+//!   frame (`media::stamp`, `tests/peers/stamp.py`), each receiver reads it from the
+//!   decoded frame. On the box the stamp is read where the decoded remote video enters
+//!   the call screen: the screen's compositor and the display add up to one frame
+//!   interval (33 ms at 30 fps) that this does not see.
 //!
 //! Times across processes use the wall clock (`unix_ms` in the caller's events, the
 //! box's `first_video_received_unix_ms`): one machine, one clock.
@@ -46,6 +52,14 @@ fn p50_p95(xs: &[f64]) -> (f64, f64) {
     v.sort_by(|a, b| a.total_cmp(b));
     let at = |p: f64| v[(((v.len() as f64) * p).ceil() as usize).clamp(1, v.len()) - 1];
     (at(0.50), at(0.95))
+}
+
+/// `(p50, p95, p99)` of `xs`, nearest rank.
+fn percentiles(xs: &[f64]) -> (f64, f64, f64) {
+    let mut v = xs.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |p: f64| v[(((v.len() as f64) * p).ceil() as usize).clamp(1, v.len()) - 1];
+    (at(0.50), at(0.95), at(0.99))
 }
 
 /// CPU time (user + system) of `pid` so far, s, and its resident set, KiB.
@@ -136,8 +150,38 @@ fn setup(n: usize, manual: bool) -> Setup {
     s
 }
 
+/// The latencies (ms) in the caller's counts from index `from` on.
+fn peer_latencies(counts: &Value, from: usize) -> Vec<f64> {
+    counts["latency_ms"]
+        .as_array()
+        .map(|a| a.iter().skip(from).filter_map(Value::as_f64).collect())
+        .unwrap_or_default()
+}
+
+/// The box's received stamps at `stage` (`<stage> <unix ms mod 2^32> <latency ms>`
+/// lines, `media::stamp`) from the `from`th such line on.
+fn box_latencies(file: &std::path::Path, stage: &str, from: usize) -> Vec<f64> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with(stage) && l.as_bytes().get(stage.len()) == Some(&b' '))
+        .skip(from)
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
+        .collect()
+}
+
 struct Cost {
     size: String,
+    /// Glass-to-glass, ms: the box's camera → the caller's decoded frame.
+    g2g_box_to_peer: Vec<f64>,
+    /// The caller's capture → the frame the box's call screen composes.
+    g2g_peer_to_box: Vec<f64>,
+    /// The caller's capture → the box's decoder output (before the jitter buffer's
+    /// sync and the screen).
+    peer_to_box_decoded: Vec<f64>,
+    /// The caller's libwebrtc receive stats of the box's video (`jitter_buffer_ms`,
+    /// `decode_ms`, `processing_ms`: means per frame).
+    peer_receiver: Value,
     box_cpu_s_per_min: f64,
     box_peak_rss_mib: f64,
     peer_cpu_s_per_min: f64,
@@ -150,10 +194,27 @@ struct Cost {
 /// the Python SDK caller; a CSV of the samples.
 fn cost(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path) -> Cost {
     let size = format!("{w_px}x{h_px}");
-    let w = World::with_online_box(&format!("width = {w_px}\nheight = {h_px}\n"), "");
+    let stamps = dir.join(format!("stamps-{size}.txt"));
+    let _ = std::fs::remove_file(&stamps);
+    let mut w = World::start();
+    // CALL_BENCH_MEDIA: more `[media]` keys, to compare settings (e.g. jitter_buffer_ms).
+    w.media_extra = format!(
+        "width = {w_px}\nheight = {h_px}\n{}\n",
+        std::env::var("CALL_BENCH_MEDIA").unwrap_or_default()
+    );
+    let cred = w.box_credential.clone();
+    w.start_daemon_env(
+        &cred,
+        "",
+        &[("CALLBOX_LATENCY_STAMPS", stamps.to_str().unwrap())],
+    );
+    w.wait_status("online", Duration::from_secs(20), |s| {
+        s.hub_online && s.state == "idle"
+    });
     let mut caller = w.dial(
         "box1",
         &[
+            "--latency-stamps",
             "--size",
             &size,
             "--min-video-frames",
@@ -170,9 +231,15 @@ fn cost(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path) -> Cost {
     let peer_pid = caller.pid().expect("the caller runs");
     let (box0, _) = cpu_rss(box_pid).unwrap();
     let (peer0, _) = cpu_rss(peer_pid).unwrap();
+    let counts0 = support::caller_counts(&mut caller);
     let frames0 = (
         w.status().unwrap().video_frames_received,
-        support::caller_video(&mut caller),
+        counts0["video_frames"].as_u64().unwrap_or(0),
+    );
+    let lat0 = (
+        peer_latencies(&counts0, 0).len(),
+        box_latencies(&stamps, "shown", 0).len(),
+        box_latencies(&stamps, "decoded", 0).len(),
     );
     let mut csv = String::from("t_s,box_cpu_pct,box_rss_mib,peer_cpu_pct,peer_rss_mib\n");
     let (mut box_peak, mut peer_peak) = (0u64, 0u64);
@@ -196,14 +263,24 @@ fn cost(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path) -> Cost {
         (last_t, last_box, last_peer) = (t, bc, pc);
     }
     let t = t0.elapsed().as_secs_f64();
+    let counts1 = support::caller_counts(&mut caller);
     let frames1 = (
         w.status().unwrap().video_frames_received,
-        support::caller_video(&mut caller),
+        counts1["video_frames"].as_u64().unwrap_or(0),
     );
+    let g2g_box_to_peer = peer_latencies(&counts1, lat0.0);
+    let g2g_peer_to_box = box_latencies(&stamps, "shown", lat0.1);
+    let peer_to_box_decoded = box_latencies(&stamps, "decoded", lat0.2);
+    // libwebrtc's per-frame means at the caller: its share of box → caller.
+    let peer_receiver = counts1["video_receivers"]["box1"].clone();
     std::fs::write(dir.join(format!("cost-{size}.csv")), csv).unwrap();
     support::hang_up(&w, caller);
     Cost {
         size,
+        g2g_box_to_peer,
+        g2g_peer_to_box,
+        peer_to_box_decoded,
+        peer_receiver,
         box_cpu_s_per_min: (last_box - box0) / t * 60.0,
         box_peak_rss_mib: box_peak as f64 / 1024.0,
         peer_cpu_s_per_min: (last_peer - peer0) / t * 60.0,
@@ -211,6 +288,53 @@ fn cost(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path) -> Cost {
         box_fps_received: (frames1.0 - frames0.0) as f64 / t,
         peer_fps_received: (frames1.1 - frames0.1) as f64 / t,
     }
+}
+
+/// Glass-to-glass between two Python SDK peers in one room (no box) at `w`x`h`@30
+/// over `secs` s: both directions pooled, ms. The anchor: what the SDK itself achieves.
+fn peer_to_peer(w_px: u32, h_px: u32, secs: u64) -> Vec<f64> {
+    let w = World::start();
+    let size = format!("{w_px}x{h_px}");
+    let room = format!("bench-p2p-{size}");
+    let mut peers: Vec<_> = ["p2p-a", "p2p-b"]
+        .into_iter()
+        .map(|id| {
+            let token = w.lk.token(&room, id);
+            callbox_testkit::PyPeer::spawn(
+                "caller.py",
+                [
+                    "dial",
+                    "--direct-url",
+                    &w.lk.ws_url,
+                    "--direct-token",
+                    &token,
+                    "--latency-stamps",
+                    "--size",
+                    &size,
+                    "--min-video-frames",
+                    "30",
+                    "--timeout",
+                    "300",
+                    "--no-hangup",
+                ],
+            )
+        })
+        .collect();
+    for p in &peers {
+        p.expect_event("media_ok", Duration::from_secs(60));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let from: Vec<usize> = peers
+        .iter_mut()
+        .map(|p| peer_latencies(&support::caller_counts(p), 0).len())
+        .collect();
+    std::thread::sleep(Duration::from_secs(secs));
+    let mut all = vec![];
+    for (p, from) in peers.iter_mut().zip(from) {
+        all.extend(peer_latencies(&support::caller_counts(p), from));
+        p.send_line("leave");
+    }
+    all
 }
 
 /// The box idle for `secs` s: CPU % of one core and RSS, MiB.
@@ -250,11 +374,17 @@ fn main() {
     let auto = setup(n, false);
     let manual = setup(n, true);
     let mut costs = vec![];
+    let mut p2p = vec![];
     for (w, h) in [(640, 480), (1280, 720)] {
         costs.push(cost(w, h, secs, &dir));
+        p2p.push(peer_to_peer(w, h, secs));
     }
 
     let line = |what: &str, xs: &[f64]| {
+        if xs.is_empty() {
+            println!("bench: {what}: not measured (CALL_BENCH_N=0)");
+            return json!({"calls": 0});
+        }
         let (p50, p95) = p50_p95(xs);
         println!(
             "bench: {what}: p50 {p50:.0} ms, p95 {p95:.0} ms ({} calls)",
@@ -262,7 +392,43 @@ fn main() {
         );
         json!({"p50_ms": p50, "p95_ms": p95, "samples_ms": xs})
     };
+    let g2g = |what: &str, xs: &[f64]| {
+        if xs.is_empty() {
+            println!("bench: glass-to-glass {what}: no stamped frame read");
+            return json!({"frames": 0});
+        }
+        let (p50, p95, p99) = percentiles(xs);
+        println!(
+            "bench: glass-to-glass {what}: p50 {p50:.0} ms, p95 {p95:.0} ms, p99 {p99:.0} ms ({} frames)",
+            xs.len()
+        );
+        json!({"p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "frames": xs.len(), "samples_ms": xs})
+    };
+    let receiver = |c: &Cost| {
+        let r = &c.peer_receiver;
+        println!(
+            "bench: {} at the Python SDK peer, the box's video: jitter buffer {} ms, decode {} ms, \
+             first packet → decoded {} ms (means per frame)",
+            c.size, r["jitter_buffer_ms"], r["decode_ms"], r["processing_ms"]
+        );
+        r.clone()
+    };
+    let glass_to_glass: Vec<Value> = costs
+        .iter()
+        .zip(&p2p)
+        .map(|(c, p)| {
+            json!({
+                "size": c.size,
+                "box_to_peer": g2g(&format!("{} box → Python SDK peer", c.size), &c.g2g_box_to_peer),
+                "peer_to_box": g2g(&format!("{} Python SDK peer → box (screen)", c.size), &c.g2g_peer_to_box),
+                "peer_to_box_decoded": g2g(&format!("{} Python SDK peer → box's decoder output", c.size), &c.peer_to_box_decoded),
+                "peer_receiver_of_box": receiver(c),
+                "peer_to_peer": g2g(&format!("{} Python SDK peer → Python SDK peer", c.size), p),
+            })
+        })
+        .collect();
     let report = json!({
+        "glass_to_glass": glass_to_glass,
         "machine": machine,
         "date": chrono::Utc::now().format("%F").to_string(),
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },

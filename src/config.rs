@@ -372,6 +372,12 @@ pub struct MediaConfig {
     /// call then rejoins), ms. Default 30000; at least 1000.
     #[serde(default = "default_watchdog_ms")]
     pub watchdog_ms: u64,
+    /// How long the receiving jitter buffers hold packets before they are decoded, ms:
+    /// the delay the box adds to the caller's picture and sound to smooth out network
+    /// jitter and to wait for retransmissions (NACK) of lost packets. webrtcbin's
+    /// `latency` property (GStreamer's default is 200). Default 80; 10 to 2000.
+    #[serde(default = "default_jitter_buffer_ms")]
+    pub jitter_buffer_ms: u32,
 }
 
 impl Default for MediaConfig {
@@ -483,6 +489,9 @@ fn default_start_timeout_ms() -> u64 {
 }
 fn default_watchdog_ms() -> u64 {
     30_000
+}
+fn default_jitter_buffer_ms() -> u32 {
+    80
 }
 fn default_socket() -> PathBuf {
     PathBuf::from("/run/callbox/control.sock")
@@ -744,6 +753,12 @@ impl Config {
             return Err(invalid(
                 "media.watchdog_ms",
                 "must be at least 1000 ms".into(),
+            ));
+        }
+        if !(10..=2000).contains(&m.jitter_buffer_ms) {
+            return Err(invalid(
+                "media.jitter_buffer_ms",
+                format!("{} is outside 10 to 2000 ms", m.jitter_buffer_ms),
             ));
         }
         Ok(())

@@ -18,6 +18,7 @@ fn minimal_file_gets_documented_defaults() {
         (640, 480, 30)
     );
     assert_eq!(c.media.max_video_bitrate_kbps, 1500);
+    assert_eq!(c.media.jitter_buffer_ms, 80);
     assert_eq!(c.control.socket, PathBuf::from("/run/callbox/control.sock"));
     assert_eq!(c.hub.reconnect_max_ms, 30_000);
 }
@@ -88,6 +89,7 @@ fn bad_values_name_the_key() {
             "[media]\nice_local_addresses = [\"lo\"]\n",
             "media.ice_local_addresses",
         ),
+        ("[media]\njitter_buffer_ms = 5\n", "media.jitter_buffer_ms"),
     ] {
         let err = parse(&format!("{MINIMAL}{extra}")).unwrap_err().to_string();
         assert!(err.contains(key), "{extra}: {err}");

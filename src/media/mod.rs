@@ -20,6 +20,7 @@ pub mod quality;
 pub mod ringtone;
 pub mod screen;
 pub mod speaker;
+pub mod stamp;
 mod stats;
 
 use std::path::Path;

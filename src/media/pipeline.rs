@@ -219,6 +219,25 @@ impl Session {
                     gst::MessageView::Warning(w) => {
                         tracing::warn!(call_id = %self.call_id, pipeline = which, warning = %w.error(), "media warning");
                     }
+                    // An element's latency changed (a remote track's jitter buffer and
+                    // decoder joined, an encoder started): the application redistributes
+                    // it (GstBin docs, gst_bin_recalculate_latency), as gst-launch does.
+                    // Without it the sinks keep the latency of the PLAYING transition.
+                    gst::MessageView::Latency(_) => {
+                        let _ = p.recalculate_latency();
+                        let mut q = gst::query::Latency::new();
+                        if p.query(&mut q) {
+                            let (live, min, max) = q.result();
+                            tracing::debug!(
+                                call_id = %self.call_id,
+                                pipeline = which,
+                                live,
+                                min_ms = min.mseconds(),
+                                max_ms = max.map(|m| m.mseconds()),
+                                "pipeline latency"
+                            );
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -313,6 +332,20 @@ fn restrict_nested_webrtcbins(bin: &gst::Pipeline, plan: &MediaPlan) {
         super::guarded("deep-element-added", (), || {
             if element.factory().is_some_and(|f| f.name() == "webrtcbin") {
                 add_local_addresses(element, &addresses);
+            }
+        })
+    });
+}
+
+/// Sets `latency` (ms) on every `webrtcbin` added inside `bin`, before it has any
+/// jitter buffer: webrtcbin passes it to its `rtpbin`, whose `rtpjitterbuffer`s hold
+/// each packet that long. `livekitwebrtcsrc` leaves webrtcbin's default of 200 ms,
+/// which was most of the caller → box glass-to-glass latency (`make bench`).
+fn set_jitter_buffer(bin: &gst::Pipeline, latency_ms: u32) {
+    bin.connect_deep_element_added(move |_, _, element| {
+        super::guarded("deep-element-added", (), || {
+            if element.factory().is_some_and(|f| f.name() == "webrtcbin") {
+                element.set_property("latency", latency_ms);
             }
         })
     });
@@ -507,12 +540,17 @@ fn add_camera(
             e
         }
     };
-    let caps = gst::Caps::builder("video/x-raw")
+    let mut caps = gst::Caps::builder("video/x-raw")
         .field("width", cfg.width as i32)
         .field("height", cfg.height as i32)
         .field("framerate", gst::Fraction::new(cfg.framerate as i32, 1))
         .build();
     let vcaps = make("capsfilter", W)?;
+    let stamp = super::stamp::enabled();
+    if stamp {
+        // The benchmark's capture-time code is drawn on an I420 luma plane.
+        caps.get_mut().expect("new caps").set("format", "I420");
+    }
     vcaps.set_property("caps", &caps);
     let tee = make("tee", W)?;
     let mut vchain = vec![vsrc];
@@ -525,8 +563,14 @@ fn add_camera(
         }
     }
     let queue = make("queue", W)?;
+    let convert = make("videoconvert", W)?;
+    if stamp {
+        // Right after capture and conversion, before `videorate` (which holds a frame
+        // until the next one arrives): the stamp sees every stage of the box's own.
+        super::stamp::stamp_on(&convert.static_pad("src").expect("videoconvert src"));
+    }
     vchain.extend([
-        make("videoconvert", W)?,
+        convert,
         make("videoscale", W)?,
         make("videorate", W)?,
         vcaps,
@@ -579,6 +623,7 @@ fn build_subscriber(
     let pipeline = gst::Pipeline::with_name("subscribe");
     restrict_nested_webrtcbins(&pipeline, plan);
     recover_from_loss(&pipeline);
+    set_jitter_buffer(&pipeline, plan.config.jitter_buffer_ms);
     let src = make("livekitwebrtcsrc", W)?;
     let signaller = src.property::<glib::Object>("signaller");
     signaller.set_property("ws-url", url);
@@ -661,6 +706,9 @@ fn build_subscriber(
             }
             let sinkpad = bin.static_pad("sink").expect("ghost sink pad");
             probe_count(&sinkpad, &counters, pick);
+            if channel.is_some() && super::stamp::enabled() {
+                super::stamp::read_on(&sinkpad, "decoded");
+            }
             if let Err(e) = pad.link(&sinkpad) {
                 tracing::error!(pad = %name, error = ?e, "cannot link remote track");
                 return;

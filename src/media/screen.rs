@@ -602,6 +602,9 @@ fn add_tile(
         .expect("intervideosrc has a src pad")
         .link(&pad)
         .map_err(|e| build_err(format!("linking {channel}: {e:?}")))?;
+    if channel != SELF_CHANNEL && super::stamp::enabled() {
+        super::stamp::read_on(&src.static_pad("src").expect("src pad"), "shown");
+    }
     src.sync_state_with_parent().map_err(build_err)?;
     Ok(pad)
 }

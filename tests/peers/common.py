@@ -22,6 +22,7 @@ import numpy as np
 from livekit import rtc
 
 import pictures
+import stamp
 
 T0 = time.monotonic()
 
@@ -176,8 +177,10 @@ class MediaPublisher:
         audio: bool = True,
         amplitude: float = 0.3,
         bitrate: int = 0,
+        stamp: bool = False,
     ) -> None:
         self.room = room
+        self.stamp = stamp
         self.width, self.height, self.fps = width, height, fps
         self.codec = codec
         self.video, self.audio = video, audio
@@ -250,6 +253,8 @@ class MediaPublisher:
             bx = (n * 3) % (w - box)
             by = (n * 2) % (h - box)
             frame[by:by + box, bx:bx + box, :3] = 255 - (n * 5) % 256
+            if self.stamp:  # --latency-stamps: the capture time, as the last thing drawn
+                stamp.draw_rgba(frame, stamp.now_ms32())
             vf = rtc.VideoFrame(w, h, rtc.VideoBufferType.RGBA, frame.tobytes())
             # The capture time, as a camera stamps it: when this process is starved of
             # CPU (the hardware lab's QEMU shares the cores) frames come slower than
@@ -307,6 +312,14 @@ async def inbound_video_stats(track: rtc.Track) -> Optional[dict[str, Any]]:
             "freeze_count": inb.freeze_count, "pli_count": inb.pli_count,
             "nack_count": inb.nack_count, "decoder": inb.decoder_implementation,
             "size": f"{inb.frame_width}x{inb.frame_height}",
+            # Means per frame, ms: the time in libwebrtc's jitter buffer, in the decoder,
+            # and from the first packet received to the frame decoded (which holds both).
+            "jitter_buffer_ms": round(1000 * inb.jitter_buffer_delay / inb.jitter_buffer_emitted_count, 1)
+            if inb.jitter_buffer_emitted_count else None,
+            "decode_ms": round(1000 * inb.total_decode_time / inb.frames_decoded, 1)
+            if inb.frames_decoded else None,
+            "processing_ms": round(1000 * inb.total_processing_delay / inb.frames_decoded, 1)
+            if inb.frames_decoded else None,
         }
     return None
 
@@ -350,10 +363,16 @@ class MediaCounter:
     _first_video_t: Optional[float] = None
     _last_video_t: Optional[float] = None
     _tasks: list = field(default_factory=list)
+    # --latency-stamps: glass-to-glass latency of each received frame that carries a
+    # stamp (stamp.py), ms; frames without a readable stamp are counted.
+    latency_stamps: bool = False
+    latencies_ms: list = field(default_factory=list)
+    unstamped_frames: int = 0
 
     @classmethod
     def from_args(cls, args) -> "MediaCounter":
-        return cls(energy_threshold=args.energy_threshold, expect_pattern=args.expect_pattern,
+        return cls(latency_stamps=args.latency_stamps,
+                   energy_threshold=args.energy_threshold, expect_pattern=args.expect_pattern,
                    save_frame=args.save_frame, expect_tone_hz=args.expect_tone_hz,
                    tone_level_hz=args.tone_level_hz, tone_level_after_s=args.tone_level_after)
 
@@ -392,11 +411,25 @@ class MediaCounter:
                     emit("first_video_frame", t_ms_since_invite=self.first_frame_ms,
                          width=ev.frame.width, height=ev.frame.height)
                 self._last_video_t = t
+                if self.latency_stamps:
+                    self._read_stamp(ev.frame)
                 if self.expect_pattern or (self.save_frame and not self.saved_frame):
                     self._look_at(ev.frame)
         finally:
             watchdog.cancel()
             await stream.aclose()
+
+    def _read_stamp(self, frame: rtc.VideoFrame) -> None:
+        now = stamp.now_ms32()
+        i420 = frame if frame.type == rtc.VideoBufferType.I420 else frame.convert(rtc.VideoBufferType.I420)
+        # I420 from the SDK is packed: the luma plane is the first width*height bytes.
+        y = np.frombuffer(i420.data, dtype=np.uint8, count=i420.width * i420.height)
+        got = stamp.read_luma(y.reshape(i420.height, i420.width))
+        lat = None if got is None else stamp.latency_ms(got, now)
+        if lat is None:
+            self.unstamped_frames += 1
+        else:
+            self.latencies_ms.append(lat)
 
     def _look_at(self, frame: rtc.VideoFrame) -> None:
         """--expect-pattern / --save-frame: what this frame shows."""
@@ -515,6 +548,8 @@ class MediaCounter:
             **({"expect_tone_hz": self.expect_tone_hz,
                 "audio_frames_at_tone": self.audio_frames_at_tone} if self.expect_tone_hz else {}),
             **({"saved_frame": self.saved_frame} if self.save_frame else {}),
+            **({"latency_ms": self.latencies_ms, "unstamped_frames": self.unstamped_frames}
+               if self.latency_stamps else {}),
             **({"tone_levels_db": self.tone_levels_db(),
                 "tone_level_windows": min((len(p) for p in self._tone_powers.values()), default=0)}
                if self.tone_level_hz else {}),
@@ -587,6 +622,9 @@ def add_media_args(p) -> None:
     p.add_argument("--audio-only", action="store_true",
                    help="publish no video and need no remote video")
     p.add_argument("--no-publish", action="store_true", help="publish nothing (receive only)")
+    p.add_argument("--latency-stamps", action="store_true",
+                   help="draw the capture time into each published frame and read it from "
+                        "each received one (stamp.py): glass-to-glass latency in the counts")
     p.add_argument("--single-pc", action="store_true",
                    help="one peer connection for publishing and subscribing (the SDK's "
                         "default; it can silently lose remote video, see connect_room)")
@@ -648,6 +686,7 @@ async def connect_room(url: str, token: str, counter: MediaCounter, args) -> tup
         video=not args.audio_only and not args.no_publish,
         audio=not args.no_publish,
         bitrate=args.video_bitrate,
+        stamp=args.latency_stamps,
     )
     return room, publisher, disconnected, info
 
@@ -730,7 +769,10 @@ class CallSession:
                 if cmd in ("leave", "quit"):
                     return "leave"
                 if cmd == "status":
-                    emit("status", media_ok=self.media_ok, **self.counter.counts())
+                    extra = {}
+                    if self.counter.latency_stamps:  # the bench's breakdown
+                        extra["video_receivers"] = await self.counter.video_receiver_stats()
+                    emit("status", media_ok=self.media_ok, **self.counter.counts(), **extra)
                 elif cmd == "reset_levels":
                     # tone_levels_db starts over: a level after a change, alone.
                     self.counter.reset_tone_levels()
