@@ -6,7 +6,9 @@
 - setup.png: call set-up times, one dot per call (auto-answer invite → first frame,
   manual answer press → first frame), each side;
 - cost.png: CPU (% of one core) and RSS over a call, the box against the Python SDK
-  peer, at each size measured.
+  peer, at each size measured;
+- latency.png: glass-to-glass latency histograms, box → peer, peer → box (the call
+  screen) and peer → peer, at each size.
 
 Each figure's title names the machine, the build and the date from report.json.
 """
@@ -35,7 +37,9 @@ def main() -> int:
     ]
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for i, (name, s) in enumerate(series):
-        xs = s["samples_ms"]
+        xs = s.get("samples_ms")
+        if not xs:  # CALL_BENCH_N=0: not measured
+            continue
         ax.scatter(xs, [i] * len(xs), s=14, alpha=0.6)
         ax.plot([s["p50_ms"]] * 2, [i - 0.3, i + 0.3], color="black", lw=2)
         ax.plot([s["p95_ms"]] * 2, [i - 0.3, i + 0.3], color="black", lw=1, ls="--")
@@ -68,7 +72,27 @@ def main() -> int:
     fig.suptitle(f"callbox vs LiveKit Python SDK, one call\n{label}", fontsize=9)
     fig.tight_layout()
     fig.savefig(d / "cost.png", dpi=110)
-    print(f"plot-bench: {d / 'setup.png'}, {d / 'cost.png'}")
+    g2g = report.get("glass_to_glass", [])
+    if g2g:
+        fig, axes = plt.subplots(1, len(g2g), figsize=(6 * len(g2g), 4), squeeze=False)
+        for col, g in enumerate(g2g):
+            ax = axes[0][col]
+            for key, name, colour in [("box_to_peer", "box → Python SDK peer", "#2563eb"),
+                                      ("peer_to_box", "Python SDK peer → box (screen)", "#16a34a"),
+                                      ("peer_to_peer", "Python SDK peer → peer", "#dc2626")]:
+                xs = g[key].get("samples_ms")
+                if xs:
+                    ax.hist(xs, bins=range(0, int(max(xs)) + 5, 2), alpha=0.55, color=colour,
+                            label=f"{name}: p50 {g[key]['p50_ms']:.0f}, p95 {g[key]['p95_ms']:.0f} ms")
+            ax.set_title(f"glass-to-glass {g['size']}@30", fontsize=10)
+            ax.set_xlabel("ms")
+            ax.set_ylabel("frames")
+            ax.legend(fontsize=7)
+            ax.grid(alpha=0.3)
+        fig.suptitle(f"callbox glass-to-glass latency\n{label}", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(d / "latency.png", dpi=110)
+    print(f"plot-bench: {d / 'setup.png'}, {d / 'cost.png'}, {d / 'latency.png'}")
     return 0
 
 

@@ -11,6 +11,11 @@
 //! 3. raw at any size at that rate, scaled;
 //! 4. anything the camera gives (GStreamer negotiates; `videorate` and `videoscale`
 //!    adapt it).
+//!
+//! In rules 1–3 the exact rate is asked for when the camera offers it: then the frames
+//! come at the call's rate and the pipeline needs no `videorate`, which holds each
+//! frame until the next one arrives (one frame interval of latency, 33 ms at 30 fps,
+//! measured by `make bench`).
 
 use gst::prelude::*;
 
@@ -23,69 +28,85 @@ pub struct Capture {
     pub jpeg: bool,
     /// For the log: which rule and why.
     pub why: String,
+    /// The caps fix the rate at the configured one: no `videorate` is needed.
+    pub exact_rate: bool,
 }
 
-/// `name` at `fps` to 120 fps (videorate drops the surplus), any size.
-fn any_size(name: &str, fps: i32) -> gst::Caps {
+/// `fps` exactly, or `fps` to 120 fps (`videorate` drops the surplus).
+fn rate(fps: i32, exact: bool) -> gst::glib::SendValue {
+    use gst::glib::value::ToSendValue;
+    if exact {
+        gst::Fraction::new(fps, 1).to_send_value()
+    } else {
+        gst::FractionRange::new(gst::Fraction::new(fps, 1), gst::Fraction::new(120, 1))
+            .to_send_value()
+    }
+}
+
+/// `name` at [`rate`], any size.
+fn any_size(name: &str, fps: i32, exact: bool) -> gst::Caps {
     gst::Caps::builder(name)
-        .field(
-            "framerate",
-            gst::FractionRange::new(gst::Fraction::new(fps, 1), gst::Fraction::new(120, 1)),
-        )
+        .field("framerate", rate(fps, exact))
         .build()
 }
 
-/// `name` at `w`x`h`, at `fps` to 120 fps.
-fn fixed(name: &str, w: i32, h: i32, fps: Option<i32>) -> gst::Caps {
-    let mut b = gst::Caps::builder(name)
+/// `name` at `w`x`h`, at [`rate`].
+fn fixed(name: &str, w: i32, h: i32, fps: i32, exact: bool) -> gst::Caps {
+    gst::Caps::builder(name)
         .field("width", w)
-        .field("height", h);
-    if let Some(fps) = fps {
-        b = b.field(
-            "framerate",
-            gst::FractionRange::new(gst::Fraction::new(fps, 1), gst::Fraction::new(120, 1)),
-        );
-    }
-    b.build()
+        .field("height", h)
+        .field("framerate", rate(fps, exact))
+        .build()
 }
 
 /// Chooses what to capture from `offered` (the camera's caps) for `w`x`h`@`fps`.
 pub fn choose(offered: &gst::Caps, w: u32, h: u32, fps: u32) -> Capture {
     let (w, h, fps) = (w as i32, h as i32, fps as i32);
     // Caps intersection does the field-by-field work (lists, ranges, fixed values).
-    let matches = |name: &str, sized: bool| {
-        let want = if sized {
-            fixed(name, w, h, Some(fps))
+    // Each rule at exactly `fps` first, then at `fps` or more.
+    let want = |name: &str, sized: bool, exact: bool| {
+        if sized {
+            fixed(name, w, h, fps, exact)
         } else {
-            any_size(name, fps)
-        };
-        offered.can_intersect(&want)
+            any_size(name, fps, exact)
+        }
     };
-    if matches("video/x-raw", true) {
-        return Capture {
-            caps: fixed("video/x-raw", w, h, Some(fps)),
-            jpeg: false,
-            why: format!("raw {w}x{h} at {fps} fps or more"),
-        };
-    }
-    if matches("image/jpeg", true) {
-        return Capture {
-            caps: fixed("image/jpeg", w, h, Some(fps)),
-            jpeg: true,
-            why: format!("MJPEG {w}x{h} at {fps} fps (no raw format at that size and rate)"),
-        };
-    }
-    if matches("video/x-raw", false) {
-        return Capture {
-            caps: any_size("video/x-raw", fps),
-            jpeg: false,
-            why: format!("raw at {fps} fps in another size, scaled to {w}x{h}"),
-        };
+    let rules = [
+        ("video/x-raw", true, format!("raw {w}x{h}")),
+        (
+            "image/jpeg",
+            true,
+            format!("MJPEG {w}x{h} (no raw format at that size and rate)"),
+        ),
+        (
+            "video/x-raw",
+            false,
+            format!("raw in another size, scaled to {w}x{h}"),
+        ),
+    ];
+    for (name, sized, what) in rules {
+        for exact in [true, false] {
+            let caps = want(name, sized, exact);
+            if offered.can_intersect(&caps) {
+                let at = if exact {
+                    format!("at {fps} fps")
+                } else {
+                    format!("at {fps} fps or more (videorate drops the surplus)")
+                };
+                return Capture {
+                    caps,
+                    jpeg: name == "image/jpeg",
+                    why: format!("{what} {at}"),
+                    exact_rate: exact,
+                };
+            }
+        }
     }
     Capture {
         caps: gst::Caps::new_any(),
         jpeg: false,
         why: format!("the camera offers nothing at {w}x{h}@{fps}: whatever it gives, adapted"),
+        exact_rate: false,
     }
 }
 
@@ -138,6 +159,24 @@ mod tests {
                      framerate=[ 1/1, 60/1 ]";
         let c = choose(&caps(vivid), 320, 180, 15);
         assert!(!c.jpeg && c.why.starts_with("raw 320x180"), "{c:?}");
+    }
+
+    #[test]
+    fn the_exact_rate_is_asked_for_when_offered_so_no_videorate_is_needed() {
+        let c = choose(&caps(C920), 640, 480, 30);
+        assert!(c.exact_rate, "{c:?}");
+        let s = c.caps.structure(0).unwrap();
+        assert_eq!(
+            s.get::<gst::Fraction>("framerate").unwrap(),
+            gst::Fraction::new(30, 1)
+        );
+        let vivid = "video/x-raw, format=YUY2, width=[ 16, 1920 ], height=[ 16, 1080 ], \
+                     framerate=[ 1/1, 60/1 ]";
+        assert!(choose(&caps(vivid), 640, 480, 25).exact_rate);
+        // Only 60 fps at that size: 60 is captured and videorate halves it.
+        let fast = "video/x-raw, format=YUY2, width=640, height=480, framerate=60/1";
+        let c = choose(&caps(fast), 640, 480, 30);
+        assert!(!c.exact_rate && c.why.contains("videorate"), "{c:?}");
     }
 
     #[test]

@@ -553,6 +553,15 @@ fn add_camera(
     }
     vcaps.set_property("caps", &caps);
     let tee = make("tee", W)?;
+    // `videorate` holds each frame until the next arrives (one frame interval of
+    // latency): only where the source may not deliver the configured rate by itself.
+    // videotestsrc and a V4L2 camera asked for the exact rate do (media::camera);
+    // libcamerasrc keeps it, untested on hardware here.
+    let needs_rate = match &plan.video_source {
+        SourceKind::Device(_) => capture.as_ref().is_none_or(|c| !c.exact_rate),
+        SourceKind::Libcamera => true,
+        SourceKind::Test => false,
+    };
     let mut vchain = vec![vsrc];
     if let Some(c) = capture {
         let f = make("capsfilter", W)?;
@@ -565,18 +574,15 @@ fn add_camera(
     let queue = make("queue", W)?;
     let convert = make("videoconvert", W)?;
     if stamp {
-        // Right after capture and conversion, before `videorate` (which holds a frame
-        // until the next one arrives): the stamp sees every stage of the box's own.
+        // Right after capture and conversion, before any `videorate`: the stamp sees
+        // every stage of the box's own.
         super::stamp::stamp_on(&convert.static_pad("src").expect("videoconvert src"));
     }
-    vchain.extend([
-        convert,
-        make("videoscale", W)?,
-        make("videorate", W)?,
-        vcaps,
-        tee.clone(),
-        queue.clone(),
-    ]);
+    vchain.extend([convert, make("videoscale", W)?]);
+    if needs_rate {
+        vchain.push(make("videorate", W)?);
+    }
+    vchain.extend([vcaps, tee.clone(), queue.clone()]);
     pipeline.add_many(&vchain).map_err(build_err(W))?;
     gst::Element::link_many(&vchain).map_err(build_err(W))?;
     // The self-view: the same frames to the call screen, never holding up the call.

@@ -32,7 +32,8 @@ pub struct ScreenConfig {
     /// Composed height, px. 0 (default): as `width`, else 720.
     #[serde(default)]
     pub height: u32,
-    /// Frames per second of the composed screen. Default 15.
+    /// Frames per second of the composed screen (and so of the remote video shown).
+    /// Default 30.
     #[serde(default = "default_framerate")]
     pub framerate: u32,
     /// Show the box's own camera as a picture-in-picture in video calls. Default true.
@@ -61,7 +62,7 @@ fn default_name() -> String {
     "callbox".into()
 }
 fn default_framerate() -> u32 {
-    15
+    30
 }
 fn default_true() -> bool {
     true
