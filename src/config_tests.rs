@@ -170,7 +170,7 @@ fn screen_keys_are_checked_and_named() {
     let c = parse(MINIMAL).unwrap();
     assert_eq!(
         (c.screen.width, c.screen.height, c.screen.framerate),
-        (0, 0, 15)
+        (0, 0, 30)
     );
     assert!(c.screen.self_view);
     let c = parse(&format!(

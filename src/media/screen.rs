@@ -641,3 +641,47 @@ fn set_rect(pad: &gst::Pad, r: &screen::Rect) {
 
 /// How long the media thread waits between screen ticks.
 pub const TICK: Duration = Duration::from_millis(500);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{MediaConfig, VideoSink};
+
+    /// The composed frames are BGRA at `screen.framerate` (not the compositor's own
+    /// choice, which was 8-byte ABGR64 at its inputs' 30 fps).
+    #[test]
+    fn the_screen_composes_bgra_at_the_configured_rate() {
+        gst::init().unwrap();
+        let media = MediaConfig {
+            video_sink: VideoSink::Fakesink,
+            ..MediaConfig::default()
+        };
+        let plan = MediaPlan::resolve(&media);
+        let config: ScreenConfig =
+            toml::from_str("width = 320\nheight = 180\nframerate = 12").unwrap();
+        let idle = Scene::Idle {
+            name: "test".into(),
+            hub_online: true,
+            hub_url: String::new(),
+            dnd: false,
+        };
+        let screen = Screen::start(&plan, &config, idle).expect("the screen starts on fakesink");
+        let pad = screen.sink.static_pad("sink").unwrap();
+        let t0 = Instant::now();
+        let caps = loop {
+            if let Some(c) = pad.current_caps() {
+                break c;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "no caps on the sink"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let info = gst_video::VideoInfo::from_caps(&caps).unwrap();
+        assert_eq!(info.format(), gst_video::VideoFormat::Bgra, "{caps}");
+        assert_eq!(info.fps(), gst::Fraction::new(12, 1), "{caps}");
+        assert_eq!((info.width(), info.height()), (320, 180));
+        screen.stop();
+    }
+}
