@@ -170,6 +170,17 @@ fn box_latencies(file: &std::path::Path, stage: &str, from: usize) -> Vec<f64> {
         .collect()
 }
 
+/// A caller that stamps its frames, reads the stamps of what it receives, and stays in
+/// the call until told to leave.
+const STAMPED_CALLER: [&str; 6] = [
+    "--latency-stamps",
+    "--min-video-frames",
+    "30",
+    "--timeout",
+    "300",
+    "--no-hangup",
+];
+
 struct Cost {
     size: String,
     /// Glass-to-glass, ms: the box's camera → the caller's decoded frame.
@@ -211,19 +222,9 @@ fn cost(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path) -> Cost {
     w.wait_status("online", Duration::from_secs(20), |s| {
         s.hub_online && s.state == "idle"
     });
-    let mut caller = w.dial(
-        "box1",
-        &[
-            "--latency-stamps",
-            "--size",
-            &size,
-            "--min-video-frames",
-            "30",
-            "--timeout",
-            "300",
-            "--no-hangup",
-        ],
-    );
+    let mut args = vec!["--size", &size];
+    args.extend(STAMPED_CALLER);
+    let mut caller = w.dial("box1", &args);
     caller.expect_event("media_ok", Duration::from_secs(60));
     // Past the start-up (ICE, the first keyframes, bitrate ramp-up).
     std::thread::sleep(Duration::from_secs(3));
@@ -300,24 +301,17 @@ fn peer_to_peer(w_px: u32, h_px: u32, secs: u64) -> Vec<f64> {
         .into_iter()
         .map(|id| {
             let token = w.lk.token(&room, id);
-            callbox_testkit::PyPeer::spawn(
-                "caller.py",
-                [
-                    "dial",
-                    "--direct-url",
-                    &w.lk.ws_url,
-                    "--direct-token",
-                    &token,
-                    "--latency-stamps",
-                    "--size",
-                    &size,
-                    "--min-video-frames",
-                    "30",
-                    "--timeout",
-                    "300",
-                    "--no-hangup",
-                ],
-            )
+            let mut args = vec![
+                "dial",
+                "--direct-url",
+                &w.lk.ws_url,
+                "--direct-token",
+                &token,
+                "--size",
+                &size,
+            ];
+            args.extend(STAMPED_CALLER);
+            callbox_testkit::PyPeer::spawn("caller.py", args)
         })
         .collect();
     for p in &peers {
