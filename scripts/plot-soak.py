@@ -46,6 +46,9 @@ def main() -> int:
     x = [r["call"] for r in rows]
     ax1.plot(x, [r["rss_kib"] / 1024 for r in rows], color="#2563eb", lw=1.2,
              label="RSS after the call (MiB)")
+    if any(r.get("heap_in_use_kib") for r in rows):
+        ax1.plot(x, [r["heap_in_use_kib"] / 1024 for r in rows], color="#0891b2", lw=1.0,
+                 label="of which malloc in use (MiB)")
     ax1.axhline(med, color="#16a34a", lw=0.8, ls="--", label=f"steady median {med:.0f} MiB")
     ax1.axhspan(med * 0.95, med * 1.05, color="#16a34a", alpha=0.08, label="±5 %")
     ax1.set_ylabel("MiB")

@@ -14,6 +14,9 @@
 //! [`MMAP_THRESHOLD`] those blocks are mapped and unmapped whole: −0.4 %/+4.1 %, and
 //! 7 MiB less.
 //! See mallopt(3), `M_ARENA_MAX`, `M_MMAP_THRESHOLD`, and malloc_trim(3).
+//!
+//! [`heap_stats`] reports what the allocator holds (mallinfo2(3)) for `callbox status`,
+//! so a soak can tell memory in use (a leak or a cache) from memory freed but kept.
 
 /// Arenas the daemon allows glibc (`M_ARENA_MAX`); the environment's
 /// `MALLOC_ARENA_MAX`, when set, wins.
@@ -49,5 +52,68 @@ pub fn release_free_memory() {
     // SAFETY: malloc_trim only releases memory that is free; it is thread-safe.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// What glibc's malloc holds right now, summed over its arenas (mallinfo2(3)), KiB.
+///
+/// `in_use_kib` growing from call to call means live allocations (a leak or a cache);
+/// `free_kib` growing means freed memory the arenas keep (fragmentation). Free
+/// memory is not necessarily resident: [`release_free_memory`] gives its whole pages
+/// back to the system while glibc still counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeapStats {
+    /// Allocated and not freed, KiB (`uordblks` + `hblkhd`).
+    pub in_use_kib: u64,
+    /// Of `in_use_kib`, in blocks mapped on their own (`hblkhd`: at least
+    /// [`MMAP_THRESHOLD`] each), KiB.
+    pub mmapped_kib: u64,
+    /// Freed and kept by the arenas for reuse (`fordblks`), KiB.
+    pub free_kib: u64,
+}
+
+/// The allocator's figures now ([`HeapStats`]); `None` on C libraries other than glibc.
+/// Takes each arena's lock for a moment.
+pub fn heap_stats() -> Option<HeapStats> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's counters (glibc >= 2.33).
+        let m = unsafe { libc::mallinfo2() };
+        let kib = |b: usize| b as u64 / 1024;
+        Some(HeapStats {
+            in_use_kib: kib(m.uordblks) + kib(m.hblkhd),
+            mmapped_kib: kib(m.hblkhd),
+            free_kib: kib(m.fordblks),
+        })
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn heap_stats_count_a_live_block_and_forget_it_when_freed() {
+        tune_allocator();
+        let before = heap_stats().unwrap();
+        // Above the mmap threshold, so it is mapped on its own and counted at once.
+        let block = vec![1u8; 4 * 1024 * 1024];
+        let during = heap_stats().unwrap();
+        assert!(
+            during.mmapped_kib >= before.mmapped_kib + 4096,
+            "{before:?} -> {during:?}"
+        );
+        assert!(during.in_use_kib >= before.in_use_kib + 4096);
+        drop(std::hint::black_box(block));
+        let after = heap_stats().unwrap();
+        assert!(
+            after.mmapped_kib + 4096 <= during.mmapped_kib,
+            "{during:?} -> {after:?}"
+        );
     }
 }

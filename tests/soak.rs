@@ -3,11 +3,13 @@
 //! resident memory, open file descriptors and threads after each call once it is idle.
 //!
 //! `make test` runs 20 calls; `make soak` runs `CALLBOX_SOAK_CALLS` (default 500). The
-//! samples go to `target/soak/soak.csv` (call, rss_kib, anon_kib, file_kib, fds, threads) and a summary line
+//! samples go to `target/soak/soak.csv` (call, rss_kib, anon_kib, file_kib, fds, threads,
+//! heap_in_use_kib, heap_free_kib: glibc malloc's own figures) and a summary line
 //! to the output. Every run checks that descriptors and threads do not grow (a leaked
 //! pipeline or socket shows there at once) and that resident memory is flat after
 //! warm-up (the last third of the calls within 10 % of the calls after the 2nd, by
-//! medians). `CALLBOX_SOAK_ENV="K=V …"` adds environment variables to the daemon's.
+//! medians). `CALLBOX_SOAK_ENV="K=V …"` adds environment variables to the daemon's (e.g.
+//! heaptrack's `LD_PRELOAD`); `CALLBOX_SOAK_DIR` writes the CSV elsewhere.
 
 mod support;
 
@@ -26,9 +28,12 @@ struct Sample {
     file_kib: u64,
     fds: u64,
     threads: u64,
+    /// glibc malloc's figures from `callbox status` (KiB): in use, and freed but kept.
+    heap_in_use_kib: u64,
+    heap_free_kib: u64,
 }
 
-fn sample(pid: u32) -> Sample {
+fn sample(pid: u32, heap: Option<callbox::memory::HeapStats>) -> Sample {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let field = |name: &str| {
         status
@@ -47,6 +52,8 @@ fn sample(pid: u32) -> Sample {
         file_kib: field("RssFile:"),
         fds,
         threads: field("Threads:"),
+        heap_in_use_kib: heap.map_or(0, |h| h.in_use_kib),
+        heap_free_kib: heap.map_or(0, |h| h.free_kib),
     }
 }
 
@@ -80,18 +87,25 @@ fn sequential_calls_leave_memory_descriptors_and_threads_flat() {
         s.hub_online && s.state == "idle"
     });
     let pid = w.daemon.as_ref().unwrap().id();
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/soak");
+    let dir = std::env::var_os("CALLBOX_SOAK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/soak"));
     std::fs::create_dir_all(&dir).unwrap();
     let csv_path = dir.join("soak.csv");
     let mut csv = std::fs::File::create(&csv_path).unwrap();
-    writeln!(csv, "call,rss_kib,anon_kib,file_kib,fds,threads").unwrap();
+    writeln!(
+        csv,
+        "call,rss_kib,anon_kib,file_kib,fds,threads,heap_in_use_kib,heap_free_kib"
+    )
+    .unwrap();
     let row = |i: usize, s: &Sample| {
         format!(
-            "{i},{},{},{},{},{}",
-            s.rss_kib, s.anon_kib, s.file_kib, s.fds, s.threads
+            "{i},{},{},{},{},{},{},{}",
+            s.rss_kib, s.anon_kib, s.file_kib, s.fds, s.threads, s.heap_in_use_kib, s.heap_free_kib
         )
     };
-    let idle = sample(pid);
+    let heap = |w: &World| w.status().and_then(|s| s.heap);
+    let idle = sample(pid, heap(&w));
     writeln!(csv, "{}", row(0, &idle)).unwrap();
     let started = Instant::now();
     let mut samples = Vec::with_capacity(n);
@@ -110,7 +124,7 @@ fn sequential_calls_leave_memory_descriptors_and_threads_flat() {
         w.wait_status("media torn down", Duration::from_secs(15), |s| {
             s.state == "idle" && !s.media_active && s.memory_trims >= 2 * i as u64
         });
-        let s = sample(pid);
+        let s = sample(pid, heap(&w));
         writeln!(csv, "{}", row(i, &s)).unwrap();
         samples.push(s);
     }
@@ -156,9 +170,13 @@ fn sequential_calls_leave_memory_descriptors_and_threads_flat() {
             ("RSS", (|s: &Sample| s.rss_kib) as fn(&Sample) -> u64),
             ("RssAnon", |s: &Sample| s.anon_kib),
             ("RssFile", |s: &Sample| s.file_kib),
+            ("malloc in use", |s: &Sample| s.heap_in_use_kib),
         ] {
             let mut v: Vec<u64> = tail.iter().map(of).collect();
             v.sort_unstable();
+            if v[v.len() / 2] == 0 {
+                continue; // not glibc: no allocator figures
+            }
             let mid = v[v.len() / 2] as f64;
             let pct = |x: u64| (x as f64 / mid - 1.0) * 100.0;
             callbox_testkit::report!(

@@ -133,6 +133,10 @@ pub struct Status {
     /// Times the box returned freed memory to the system after calls (two a call).
     #[serde(default)]
     pub memory_trims: u64,
+    /// What the C allocator holds now ([`crate::memory::HeapStats`], KiB); absent on
+    /// C libraries other than glibc.
+    #[serde(default)]
+    pub heap: Option<crate::memory::HeapStats>,
     /// When the current or last call's first remote video frame reached the screen,
     /// ms since the Unix epoch; absent before it.
     #[serde(default)]
@@ -230,6 +234,7 @@ impl StatusSource {
             .counters
             .memory_trims
             .load(std::sync::atomic::Ordering::Relaxed);
+        s.heap = crate::memory::heap_stats();
         s.media_callback_panics =
             crate::media::CALLBACK_PANICS.load(std::sync::atomic::Ordering::Relaxed);
         s.leds = leds;

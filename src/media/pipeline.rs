@@ -11,6 +11,7 @@ use gst::prelude::*;
 
 use super::audio;
 use super::codecs::{self, TrackCodecSource};
+use super::nested;
 use super::{Counters, MediaError, MediaEvent, MediaPlan, SourceKind};
 
 /// A running call's media.
@@ -306,96 +307,6 @@ pub(super) fn first_error(p: &gst::Pipeline) -> Option<String> {
     None
 }
 
-/// Makes `webrtcbin` gather host candidates on `[media] ice_local_addresses` only
-/// (GstWebRTCICE's `add-local-ip-address` action signal; once any address is added,
-/// libnice uses exactly those). Must run before negotiation starts.
-fn add_local_addresses(webrtcbin: &gst::Element, addresses: &[String]) {
-    if addresses.is_empty() {
-        return;
-    }
-    let agent = webrtcbin.property::<glib::Object>("ice-agent");
-    for addr in addresses {
-        if !agent.emit_by_name::<bool>("add-local-ip-address", &[addr]) {
-            tracing::warn!(address = addr, "ICE agent refused local address");
-        }
-    }
-}
-
-/// Applies [`add_local_addresses`] to every `webrtcbin` added anywhere inside `bin`
-/// (`livekitwebrtcsrc` keeps its webrtcbin as a child).
-fn restrict_nested_webrtcbins(bin: &gst::Pipeline, plan: &MediaPlan) {
-    let addresses = plan.config.ice_local_addresses.clone();
-    if addresses.is_empty() {
-        return;
-    }
-    bin.connect_deep_element_added(move |_, _, element| {
-        super::guarded("deep-element-added", (), || {
-            if element.factory().is_some_and(|f| f.name() == "webrtcbin") {
-                add_local_addresses(element, &addresses);
-            }
-        })
-    });
-}
-
-/// Sets `latency` (ms) on every `webrtcbin` added inside `bin`, before it has any
-/// jitter buffer: webrtcbin passes it to its `rtpbin`, whose `rtpjitterbuffer`s hold
-/// each packet that long. `livekitwebrtcsrc` leaves webrtcbin's default of 200 ms,
-/// which was most of the caller → box glass-to-glass latency (`make bench`).
-fn set_jitter_buffer(bin: &gst::Pipeline, latency_ms: u32) {
-    bin.connect_deep_element_added(move |_, _, element| {
-        super::guarded("deep-element-added", (), || {
-            if element.factory().is_some_and(|f| f.name() == "webrtcbin") {
-                element.set_property("latency", latency_ms);
-            }
-        })
-    });
-}
-
-/// Never show a corrupt picture, and get a clean one soon after loss, for the elements
-/// `livekitwebrtcsrc`'s decodebin autoplugs inside `bin`:
-/// - depayloaders (`rtph264depay`, `rtpvp8depay`, `rtpvp9depay`): `wait-for-keyframe`
-///   (output nothing after a lost packet until a keyframe) and `request-keyframe` (ask
-///   the sender for one, RTCP PLI), both off by default in GStreamer 1.22;
-/// - libav decoders (`avdec_h264`, …): `output-corrupt` off (gst-libav's default is on:
-///   frames decoded without their reference are output, smeared and wrongly coloured).
-///
-/// Without these, a call whose first keyframe was damaged showed wrongly coloured bars on
-/// the hardware lab's screen for as long as the caller sent no new keyframe (libwebrtc
-/// sends them only on request).
-fn recover_from_loss(bin: &gst::Pipeline) {
-    bin.connect_deep_element_added(|_, _, element| {
-        super::guarded("deep-element-added", (), || recover_settings(element))
-    });
-}
-
-/// [`recover_from_loss`]'s settings for one element.
-fn recover_settings(element: &gst::Element) {
-    let Some(factory) = element.factory() else {
-        return;
-    };
-    let name = factory.name();
-    let settings: &[(&str, bool)] = match name.as_str() {
-        "rtph264depay" | "rtpvp8depay" | "rtpvp9depay" => {
-            &[("request-keyframe", true), ("wait-for-keyframe", true)]
-        }
-        n if n.starts_with("avdec_") => &[("output-corrupt", false)],
-        _ => return,
-    };
-    for (property, value) in settings {
-        if element.find_property(property).is_some() {
-            element.set_property(property, *value);
-        }
-    }
-}
-
-fn set_ice_servers(element: &gst::Element, plan: &MediaPlan) {
-    // Default is a public STUN server; a box talks only to what the installer configured.
-    let stun = Some(plan.config.stun_server.as_str()).filter(|s| !s.is_empty());
-    element.set_property("stun-server", stun);
-    let turn = gst::Array::new(plan.config.turn_servers.iter().map(|s| s.as_str()));
-    element.set_property("turn-servers", turn);
-}
-
 fn build_publisher(
     plan: &MediaPlan,
     url: &str,
@@ -411,7 +322,7 @@ fn build_publisher(
     let signaller = sink.property::<glib::Object>("signaller");
     signaller.set_property("ws-url", url);
     signaller.set_property("auth-token", token);
-    set_ice_servers(&sink, plan);
+    nested::set_ice_servers(&sink, plan);
     sink.set_property("video-caps", gst::Caps::builder("video/x-h264").build());
     sink.set_property("audio-caps", gst::Caps::builder("audio/x-opus").build());
     sink.set_property(
@@ -425,7 +336,7 @@ fn build_publisher(
     sink.connect("consumer-added", false, move |args| {
         super::guarded("consumer-added", None, || {
             if let Some(webrtcbin) = args.get(2).and_then(|v| v.get::<gst::Element>().ok()) {
-                add_local_addresses(&webrtcbin, &addresses);
+                nested::add_local_addresses(&webrtcbin, &addresses);
             }
             flag.store(true, Ordering::Release);
             None
@@ -627,9 +538,7 @@ fn build_subscriber(
 ) -> Result<gst::Pipeline, MediaError> {
     const W: &str = "subscribe";
     let pipeline = gst::Pipeline::with_name("subscribe");
-    restrict_nested_webrtcbins(&pipeline, plan);
-    recover_from_loss(&pipeline);
-    set_jitter_buffer(&pipeline, plan.config.jitter_buffer_ms);
+    nested::configure(&pipeline, nested::NestedSettings::subscriber(plan));
     let src = make("livekitwebrtcsrc", W)?;
     let signaller = src.property::<glib::Object>("signaller");
     signaller.set_property("ws-url", url);
@@ -639,7 +548,7 @@ fn build_subscriber(
         "excluded-producer-peer-ids",
         gst::Array::new([own_publisher]),
     );
-    set_ice_servers(&src, plan);
+    nested::set_ice_servers(&src, plan);
     let preference = plan.config.receive_video_codec;
     if let Err(e) = codecs::answer_with_the_offered_codec(&src, call_id, track_codecs, preference) {
         tracing::warn!(
@@ -811,38 +720,6 @@ mod tests {
         if let Ok(sink) = gst::ElementFactory::make("kmssink").build() {
             defaults.apply(&sink);
             assert_eq!(sink.property::<Option<String>>("driver-name"), None);
-        }
-    }
-
-    /// A depayloader added anywhere inside the subscriber (as decodebin does) waits for
-    /// and requests a keyframe after loss; a libav decoder outputs no corrupt frame.
-    #[test]
-    fn depayloaders_inside_the_subscriber_recover_from_loss() {
-        gst::init().expect("gstreamer");
-        let pipeline = gst::Pipeline::new();
-        recover_from_loss(&pipeline);
-        let inner = gst::Bin::new();
-        pipeline.add(&inner).expect("add bin");
-        for factory in ["rtph264depay", "rtpvp8depay"] {
-            let Ok(depay) = gst::ElementFactory::make(factory).build() else {
-                println!("skipped: no {factory} element on this machine");
-                continue;
-            };
-            assert!(
-                !depay.property::<bool>("request-keyframe"),
-                "{factory}: default off"
-            );
-            inner.add(&depay).expect("add depayloader");
-            assert!(depay.property::<bool>("request-keyframe"), "{factory}");
-            assert!(depay.property::<bool>("wait-for-keyframe"), "{factory}");
-        }
-        if let Ok(dec) = gst::ElementFactory::make("avdec_h264").build() {
-            assert!(
-                dec.property::<bool>("output-corrupt"),
-                "gst-libav's default is on"
-            );
-            inner.add(&dec).expect("add decoder");
-            assert!(!dec.property::<bool>("output-corrupt"));
         }
     }
 }

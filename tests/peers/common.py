@@ -661,9 +661,25 @@ async def connect_room(url: str, token: str, counter: MediaCounter, args) -> tup
     def on_participant_disconnected(p: rtc.RemoteParticipant) -> None:
         emit("participant_disconnected", participant=p.identity)
 
+    # The remote participants' track bookkeeping, for a failure's report: the SDK
+    # (livekit 1.2.0) drops a track whose publication it no longer lists ("could not
+    # find published track with sid"), e.g. after a participant update that lists fewer
+    # tracks than one before it.
+    def on_track_published(pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant) -> None:
+        emit("track_published", participant=p.identity, sid=pub.sid, kind=int(pub.kind))
+
+    def on_track_unpublished(pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant) -> None:
+        emit("track_unpublished", participant=p.identity, sid=pub.sid, kind=int(pub.kind))
+
+    def on_track_subscription_failed(p: rtc.RemoteParticipant, sid: str, error: str) -> None:
+        emit("track_subscription_failed", participant=p.identity, sid=sid, error=str(error))
+
     room.on("disconnected", on_disconnected)
     room.on("participant_connected", on_participant_connected)
     room.on("participant_disconnected", on_participant_disconnected)
+    room.on("track_published", on_track_published)
+    room.on("track_unpublished", on_track_unpublished)
+    room.on("track_subscription_failed", on_track_subscription_failed)
     counter.attach(room)
     # Separate publisher and subscriber peer connections. livekit 1.2.0 (ffi 0.13.2)
     # defaults to a single one (its docstring says otherwise), and then publishing our
