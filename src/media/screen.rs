@@ -37,6 +37,11 @@ pub const MAX_REMOTE_VIDEOS: usize = 7;
 pub fn remote_channel(slot: usize) -> String {
     format!("callbox-remote-{slot}")
 }
+/// The name of the queue before the screen's sink.
+const SCREEN_QUEUE: &str = "screen-queue";
+/// Composed frames at most waiting for the sink; older ones are dropped.
+const SCREEN_QUEUE_FRAMES: u32 = 2;
+
 /// The pixel format the screen is composed in: 8-bit BGRA, which the compositor
 /// blends with per-pad alpha and kmssink's usual XRGB8888 plane takes after a cheap
 /// conversion. Left open, videotestsrc's first format won the negotiation (ABGR64_LE,
@@ -206,7 +211,17 @@ impl Screen {
         footer.set_property_from_str("halignment", "center");
         footer.set_property("font-desc", "Sans 13");
         let convert = make("videoconvert")?;
+        // The display takes the newest frame: a sink that falls behind (a busy CPU, a
+        // slow display) drops the oldest queued frames instead of piling up a second's
+        // worth (GStreamer's default: 200 buffers or 1 s). Each queued frame is taken
+        // from a buffer pool that keeps it for good: a 1280x720 BGRA frame is 3.5 MiB,
+        // and the soak saw the box's memory step up by one now and then.
         let queue = make("queue")?;
+        queue.set_property("name", SCREEN_QUEUE);
+        queue.set_property("max-size-buffers", SCREEN_QUEUE_FRAMES);
+        queue.set_property("max-size-bytes", 0u32);
+        queue.set_property("max-size-time", 0u64);
+        queue.set_property_from_str("leaky", "downstream");
         let valve = make("valve")?;
         let sink = make(plan.video_sink)?;
         let mut display = None;
@@ -683,5 +698,60 @@ mod tests {
         assert_eq!(info.fps(), gst::Fraction::new(12, 1), "{caps}");
         assert_eq!((info.width(), info.height()), (320, 180));
         screen.stop();
+    }
+
+    /// A display that stalls for a while (a busy CPU) makes the screen drop composed
+    /// frames, not queue them: each queued frame is a buffer its pool keeps for good.
+    #[test]
+    fn a_stalled_display_drops_composed_frames_instead_of_queueing_them() {
+        gst::init().unwrap();
+        let media = MediaConfig {
+            video_sink: VideoSink::Fakesink,
+            ..MediaConfig::default()
+        };
+        let plan = MediaPlan::resolve(&media);
+        let config: ScreenConfig =
+            toml::from_str("width = 320\nheight = 180\nframerate = 30").unwrap();
+        let idle = Scene::Idle {
+            name: "test".into(),
+            hub_online: true,
+            hub_url: String::new(),
+            dnd: false,
+        };
+        let screen = Screen::start(&plan, &config, idle).expect("the screen starts on fakesink");
+        let pad = screen.sink.static_pad("sink").unwrap();
+        let stalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stalled.clone();
+        // The sink's streaming thread sleeps 700 ms on one frame: 21 frames' time.
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            if !flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(700));
+            }
+            gst::PadProbeReturn::Ok
+        });
+        let queue = screen
+            .pipeline
+            .by_name(SCREEN_QUEUE)
+            .expect("the screen's queue");
+        let t0 = Instant::now();
+        while !stalled.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "no frame reached the sink"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut most = 0;
+        let t1 = Instant::now();
+        while t1.elapsed() < Duration::from_millis(500) {
+            most = most.max(queue.property::<u32>("current-level-buffers"));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        screen.stop();
+        assert!(most >= 1, "the queue filled while the sink stalled");
+        assert!(
+            most <= SCREEN_QUEUE_FRAMES,
+            "{most} composed frames queued for a stalled display"
+        );
     }
 }
