@@ -662,25 +662,29 @@ mod tests {
     use super::*;
     use crate::config::{MediaConfig, VideoSink};
 
-    /// The composed frames are BGRA at `screen.framerate` (not the compositor's own
-    /// choice, which was 8-byte ABGR64 at its inputs' 30 fps).
-    #[test]
-    fn the_screen_composes_bgra_at_the_configured_rate() {
+    /// The idle screen on a `fakesink`, with `[screen]` keys `screen_toml`.
+    fn idle_screen_on_fakesink(screen_toml: &str) -> Screen {
         gst::init().unwrap();
         let media = MediaConfig {
             video_sink: VideoSink::Fakesink,
             ..MediaConfig::default()
         };
         let plan = MediaPlan::resolve(&media);
-        let config: ScreenConfig =
-            toml::from_str("width = 320\nheight = 180\nframerate = 12").unwrap();
+        let config: ScreenConfig = toml::from_str(screen_toml).unwrap();
         let idle = Scene::Idle {
             name: "test".into(),
             hub_online: true,
             hub_url: String::new(),
             dnd: false,
         };
-        let screen = Screen::start(&plan, &config, idle).expect("the screen starts on fakesink");
+        Screen::start(&plan, &config, idle).expect("the screen starts on fakesink")
+    }
+
+    /// The composed frames are BGRA at `screen.framerate` (not the compositor's own
+    /// choice, which was 8-byte ABGR64 at its inputs' 30 fps).
+    #[test]
+    fn the_screen_composes_bgra_at_the_configured_rate() {
+        let screen = idle_screen_on_fakesink("width = 320\nheight = 180\nframerate = 12");
         let pad = screen.sink.static_pad("sink").unwrap();
         let t0 = Instant::now();
         let caps = loop {
@@ -704,21 +708,7 @@ mod tests {
     /// frames, not queue them: each queued frame is a buffer its pool keeps for good.
     #[test]
     fn a_stalled_display_drops_composed_frames_instead_of_queueing_them() {
-        gst::init().unwrap();
-        let media = MediaConfig {
-            video_sink: VideoSink::Fakesink,
-            ..MediaConfig::default()
-        };
-        let plan = MediaPlan::resolve(&media);
-        let config: ScreenConfig =
-            toml::from_str("width = 320\nheight = 180\nframerate = 30").unwrap();
-        let idle = Scene::Idle {
-            name: "test".into(),
-            hub_online: true,
-            hub_url: String::new(),
-            dnd: false,
-        };
-        let screen = Screen::start(&plan, &config, idle).expect("the screen starts on fakesink");
+        let screen = idle_screen_on_fakesink("width = 320\nheight = 180\nframerate = 30");
         let pad = screen.sink.static_pad("sink").unwrap();
         let stalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stalled.clone();
