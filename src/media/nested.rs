@@ -38,7 +38,9 @@ impl NestedSettings {
         let Some(factory) = element.factory() else {
             return;
         };
-        if factory.name() == "webrtcbin" {
+        if factory.name() == "decodebin3" {
+            share_decodebin_caps(element);
+        } else if factory.name() == "webrtcbin" {
             add_local_addresses(element, &self.ice_local_addresses);
             if let Some(ms) = self.jitter_buffer_ms {
                 element.set_property("latency", ms);
@@ -69,6 +71,40 @@ pub(super) fn add_local_addresses(webrtcbin: &gst::Element, addresses: &[String]
         if !agent.emit_by_name::<bool>("add-local-ip-address", &[addr]) {
             tracing::warn!(address = addr, "ICE agent refused local address");
         }
+    }
+}
+
+/// How many distinct caps [`share_decodebin_caps`] keeps (a call has one per kind of
+/// track: in practice 2, raw video and raw audio).
+const SHARED_CAPS: usize = 8;
+
+/// Gives `decodebin3` one shared caps object for its `caps` property in place of the
+/// one it was given, which is then freed.
+///
+/// GStreamer 1.22's `decodebin3` keeps a reference to its `caps` after it is freed
+/// (measured on 1.22.0: a caps set on three decodebin3s has three references more once
+/// they are gone; the unit test below). `livekitwebrtcsrc` makes one decodebin3 per
+/// remote track and sets its `caps` to a new copy of the playback branch's caps each
+/// time (gst-plugins-rs 0.15 `webrtcsrc/imp.rs`: `peer_query_caps(None)`): every raw
+/// format `videoconvert`/`audioconvert` accept, about 5.7 KiB a call by heaptrack, the
+/// largest part of the soak's slow rise (#10). With one shared object per distinct
+/// caps, only that object's reference count grows. Caps beyond [`SHARED_CAPS`] distinct
+/// ones are left as they are.
+fn share_decodebin_caps(decodebin: &gst::Element) {
+    static SHARED: std::sync::Mutex<Vec<gst::Caps>> = std::sync::Mutex::new(Vec::new());
+    let Some(caps) = decodebin.property::<Option<gst::Caps>>("caps") else {
+        return;
+    };
+    let Ok(mut shared) = SHARED.lock() else {
+        return;
+    };
+    match shared.iter().find(|c| c.is_strictly_equal(&caps)) {
+        Some(same) if same.as_ptr() != caps.as_ptr() => {
+            decodebin.set_property("caps", same);
+        }
+        Some(_) => {}
+        None if shared.len() < SHARED_CAPS => shared.push(caps),
+        None => {}
     }
 }
 
@@ -150,6 +186,59 @@ mod tests {
             );
             inner.add(&dec).expect("add decoder");
             assert!(!dec.property::<bool>("output-corrupt"));
+        }
+    }
+
+    /// A caps object's reference count (GstMiniObject's `refcount`).
+    fn refcount(caps: &gst::Caps) -> i32 {
+        // SAFETY: `caps` is a live GstCaps; its first field is its GstMiniObject.
+        unsafe { (*caps.as_ptr()).mini_object.refcount }
+    }
+
+    /// The caps `livekitwebrtcsrc` gives each track's `decodebin3` are freed once the
+    /// decodebin3 is (GStreamer 1.22's decodebin3 alone keeps them forever: a slow
+    /// leak of a few KiB a call), and the decodebin3 still has equal caps.
+    #[test]
+    fn a_decodebin3_inside_the_subscriber_lets_go_of_its_caps() {
+        gst::init().expect("gstreamer");
+        if gst::ElementFactory::find("decodebin3").is_none() {
+            println!("skipped: no decodebin3 element on this machine");
+            return;
+        }
+        let pipeline = gst::Pipeline::new();
+        configure(&pipeline, NestedSettings::default());
+        let inner = gst::Bin::new();
+        pipeline.add(&inner).expect("add bin");
+        // As webrtcsrc does, per track: new (equal) caps, set, then added.
+        let track = |inner: &gst::Bin| {
+            let caps = gst::Caps::builder("audio/x-raw")
+                .field("format", gst::List::new(["S16LE", "F32LE"]))
+                .field("rate", gst::IntRange::new(1, i32::MAX))
+                .build();
+            let decodebin = gst::ElementFactory::make("decodebin3")
+                .build()
+                .expect("decodebin3");
+            decodebin.set_property("caps", &caps);
+            inner.add(&decodebin).expect("add decodebin3");
+            assert!(
+                decodebin
+                    .property::<gst::Caps>("caps")
+                    .is_strictly_equal(&caps),
+                "decodebin3 keeps the caps it was given, by value"
+            );
+            inner.remove(&decodebin).expect("remove decodebin3");
+            drop(decodebin);
+            caps
+        };
+        // The first becomes the shared object; every later one is freed.
+        let _first = track(&inner);
+        for call in 1..=3 {
+            let caps = track(&inner);
+            assert_eq!(
+                refcount(&caps),
+                1,
+                "track {call}: someone else still holds the caps given to decodebin3"
+            );
         }
     }
 
