@@ -13,6 +13,9 @@
 //! - cost of a full-duplex call at 640x480@30 and 1280x720@30 over `CALL_BENCH_SECS`
 //!   (default 30) seconds in the call: CPU seconds per call-minute and peak RSS of the
 //!   box and of the Python SDK caller, which publishes and subscribes the same;
+//! - the floor of this media stack at both sizes: a bare pipeline of gst-plugins-rs'
+//!   `livekitwebrtcsink` and `livekitwebrtcsrc` (this program re-run with `--floor`,
+//!   test sources in, `fakesink`s out) in a call with a Python SDK peer: CPU and peak RSS;
 //! - glass-to-glass latency in those calls, both ways, and between two Python SDK peers
 //!   in a room of their own (the anchor): each sender draws its capture time into the
 //!   frame (`media::stamp`, `tests/peers/stamp.py`), each receiver reads it from the
@@ -230,8 +233,6 @@ fn cost(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path) -> Cost {
     std::thread::sleep(Duration::from_secs(3));
     let box_pid = w.daemon.as_ref().unwrap().id();
     let peer_pid = caller.pid().expect("the caller runs");
-    let (box0, _) = cpu_rss(box_pid).unwrap();
-    let (peer0, _) = cpu_rss(peer_pid).unwrap();
     let counts0 = support::caller_counts(&mut caller);
     let frames0 = (
         w.status().unwrap().video_frames_received,
@@ -242,28 +243,8 @@ fn cost(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path) -> Cost {
         box_latencies(&stamps, "shown", 0).len(),
         box_latencies(&stamps, "decoded", 0).len(),
     );
-    let mut csv = String::from("t_s,box_cpu_pct,box_rss_mib,peer_cpu_pct,peer_rss_mib\n");
-    let (mut box_peak, mut peer_peak) = (0u64, 0u64);
-    let t0 = Instant::now();
-    let (mut last_t, mut last_box, mut last_peer) = (0.0, box0, peer0);
-    while t0.elapsed() < Duration::from_secs(secs) {
-        std::thread::sleep(Duration::from_millis(500));
-        let t = t0.elapsed().as_secs_f64();
-        let (bc, br) = cpu_rss(box_pid).unwrap();
-        let (pc, pr) = cpu_rss(peer_pid).unwrap();
-        box_peak = box_peak.max(br);
-        peer_peak = peer_peak.max(pr);
-        let dt = t - last_t;
-        csv.push_str(&format!(
-            "{t:.2},{:.1},{:.1},{:.1},{:.1}\n",
-            (bc - last_box) / dt * 100.0,
-            br as f64 / 1024.0,
-            (pc - last_peer) / dt * 100.0,
-            pr as f64 / 1024.0
-        ));
-        (last_t, last_box, last_peer) = (t, bc, pc);
-    }
-    let t = t0.elapsed().as_secs_f64();
+    let s = sample(box_pid, peer_pid, secs);
+    let t = s.secs;
     let counts1 = support::caller_counts(&mut caller);
     let frames1 = (
         w.status().unwrap().video_frames_received,
@@ -274,6 +255,10 @@ fn cost(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path) -> Cost {
     let peer_to_box_decoded = box_latencies(&stamps, "decoded", lat0.2);
     // libwebrtc's per-frame means at the caller: its share of box → caller.
     let peer_receiver = counts1["video_receivers"]["box1"].clone();
+    let csv = format!(
+        "t_s,box_cpu_pct,box_rss_mib,peer_cpu_pct,peer_rss_mib\n{}",
+        s.csv
+    );
     std::fs::write(dir.join(format!("cost-{size}.csv")), csv).unwrap();
     support::hang_up(&w, caller);
     Cost {
@@ -282,10 +267,10 @@ fn cost(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path) -> Cost {
         g2g_peer_to_box,
         peer_to_box_decoded,
         peer_receiver,
-        box_cpu_s_per_min: (last_box - box0) / t * 60.0,
-        box_peak_rss_mib: box_peak as f64 / 1024.0,
-        peer_cpu_s_per_min: (last_peer - peer0) / t * 60.0,
-        peer_peak_rss_mib: peer_peak as f64 / 1024.0,
+        box_cpu_s_per_min: s.a_cpu_s_per_min,
+        box_peak_rss_mib: s.a_peak_mib,
+        peer_cpu_s_per_min: s.b_cpu_s_per_min,
+        peer_peak_rss_mib: s.b_peak_mib,
         box_fps_received: (frames1.0 - frames0.0) as f64 / t,
         peer_fps_received: (frames1.1 - frames0.1) as f64 / t,
     }
@@ -331,6 +316,249 @@ fn peer_to_peer(w_px: u32, h_px: u32, secs: u64) -> Vec<f64> {
     all
 }
 
+/// The floor child's first argument
+/// (`call_bench --floor WxH URL PUB_ID PUB_TOKEN SUB_TOKEN COUNT_FILE`).
+const FLOOR_ARG: &str = "--floor";
+
+/// What a bare pipeline of the same media stack costs: this program re-run as a child
+/// with [`FLOOR_ARG`] (see [`floor_child`]) publishing test sources at `w`x`h`@30 and
+/// subscribing to a Python SDK peer that does the same job as in [`cost`], over `secs` s.
+fn floor(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path) -> Floor {
+    let w = World::start();
+    let size = format!("{w_px}x{h_px}");
+    let room = format!("bench-floor-{size}");
+    let lk = callbox_hub::config::LiveKitConfig::new(&w.lk.ws_url, &w.lk.api_key, &w.lk.api_secret);
+    let minter = callbox_hub::tokens::TokenMinter::new(&lk, Duration::from_secs(3600));
+    let info = minter
+        .join_info(
+            "floor",
+            &room,
+            "floor",
+            callbox_hub::auth::PrincipalKind::Device,
+        )
+        .expect("device tokens");
+    let (publisher, subscriber) = (info.publisher.unwrap(), info.subscriber.unwrap());
+    let count_file = dir.join(format!("floor-frames-{size}.txt"));
+    let _ = std::fs::remove_file(&count_file);
+    let received = || -> u64 {
+        std::fs::read_to_string(&count_file)
+            .ok()
+            .and_then(|c| c.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([FLOOR_ARG, &size, &w.lk.ws_url, &publisher.identity])
+        .args([&publisher.token, &subscriber.token])
+        .arg(&count_file)
+        .spawn()
+        .expect("re-run the bench as the floor pipeline");
+    let token = w.lk.token(&room, "floor-peer");
+    let mut args = vec![
+        "dial",
+        "--direct-url",
+        &w.lk.ws_url,
+        "--direct-token",
+        &token,
+        "--size",
+        &size,
+    ];
+    args.extend(STAMPED_CALLER);
+    let mut peer = callbox_testkit::PyPeer::spawn("caller.py", args);
+    peer.expect_event("media_ok", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(3));
+    let peer_pid = peer.pid().expect("the peer runs");
+    let frames = |peer: &mut callbox_testkit::PyPeer| {
+        let c = support::caller_counts(peer);
+        (received(), c["video_frames"].as_u64().unwrap_or(0))
+    };
+    let frames0 = frames(&mut peer);
+    let s = sample(child.id(), peer_pid, secs);
+    let frames1 = frames(&mut peer);
+    let csv = format!(
+        "t_s,floor_cpu_pct,floor_rss_mib,peer_cpu_pct,peer_rss_mib\n{}",
+        s.csv
+    );
+    std::fs::write(dir.join(format!("floor-{size}.csv")), csv).unwrap();
+    peer.send_line("leave");
+    let _ = child.kill();
+    let _ = child.wait();
+    Floor {
+        cpu_s_per_min: s.a_cpu_s_per_min,
+        peak_rss_mib: s.a_peak_mib,
+        fps_received: frames1.0.saturating_sub(frames0.0) as f64 / s.secs,
+        peer_cpu_s_per_min: s.b_cpu_s_per_min,
+        peer_fps_received: frames1.1.saturating_sub(frames0.1) as f64 / s.secs,
+    }
+}
+
+/// The floor's figures over the sampled seconds of its call.
+struct Floor {
+    cpu_s_per_min: f64,
+    peak_rss_mib: f64,
+    /// The peer's video as the floor's `fakesink` got it, fps.
+    fps_received: f64,
+    peer_cpu_s_per_min: f64,
+    /// The floor's video as the Python SDK peer decoded it, fps.
+    peer_fps_received: f64,
+}
+
+/// The floor itself: the `gst-launch-1.0` line below, with GStreamer's own
+/// `livekitwebrtcsink`/`livekitwebrtcsrc` (gst-plugins-rs, registered statically as in
+/// the daemon) and nothing of ours: no call screen, echo canceller, mixer or stamps.
+/// Each remote track goes to a `fakesink` that syncs to the clock. Runs until killed.
+fn floor_child(args: &[String]) {
+    use gst::prelude::*;
+    let [size, url, publisher, pub_token, sub_token, count_file] = args else {
+        panic!("usage: call_bench --floor WxH URL PUB_ID PUB_TOKEN SUB_TOKEN COUNT_FILE");
+    };
+    let (w, h) = size.split_once('x').expect("WxH");
+    gst::init().expect("gst init");
+    gstrswebrtc::plugin_register_static().expect("register gst-plugin-webrtc");
+    // video-codecs is set below (an array property), shown here as gst-launch takes it.
+    let line = format!(
+        "livekitwebrtcsink name=pub video-caps=video/x-h264 audio-caps=audio/x-opus \
+         videotestsrc is-live=true pattern=ball ! video/x-raw,width={w},height={h},framerate=30/1 ! pub. \
+         audiotestsrc is-live=true ! pub. \
+         livekitwebrtcsrc name=sub video-codecs=<H264>"
+    );
+    eprintln!("bench floor: gst-launch-1.0 {line}, each src pad ! queue ! fakesink sync=true");
+    let pipeline = gst::parse::launch(&line.replace(" video-codecs=<H264>", ""))
+        .expect("the floor's pipeline")
+        .downcast::<gst::Pipeline>()
+        .expect("a pipeline");
+    let signaller = |name: &str| {
+        pipeline
+            .by_name(name)
+            .expect("element")
+            .property::<gst::glib::Object>("signaller")
+    };
+    let (ps, ss) = (signaller("pub"), signaller("sub"));
+    ps.set_property("ws-url", url);
+    ps.set_property("auth-token", pub_token);
+    ss.set_property("ws-url", url);
+    ss.set_property("auth-token", sub_token);
+    ss.set_property("excluded-producer-peer-ids", gst::Array::new([publisher]));
+    // livekitwebrtcsrc 0.15 on GStreamer 1.22 answers with the first of its
+    // `video-codecs` only (VP8); the Python SDK peer publishes H.264, as the box does.
+    pipeline
+        .by_name("sub")
+        .unwrap()
+        .set_property("video-codecs", gst::Array::new(["H264"]));
+    // livekit-server listens on loopback only here; libnice leaves loopback out of its
+    // candidates unless told (the daemon does the same with `media.ice_local_addresses`).
+    let loopback = |webrtcbin: &gst::Element| {
+        let agent = webrtcbin.property::<gst::glib::Object>("ice-agent");
+        agent.emit_by_name::<bool>("add-local-ip-address", &[&"127.0.0.1"]);
+    };
+    pipeline.connect("deep-element-added", false, move |args| {
+        let element = args[2].get::<gst::Element>().ok()?;
+        if element.factory().is_some_and(|f| f.name() == "webrtcbin") {
+            loopback(&element);
+        }
+        None
+    });
+    let pub_sink = pipeline.by_name("pub").unwrap();
+    pub_sink.connect("consumer-added", false, move |args| {
+        if let Some(webrtcbin) = args.get(2).and_then(|v| v.get::<gst::Element>().ok()) {
+            loopback(&webrtcbin);
+        }
+        None
+    });
+    let weak = pipeline.downgrade();
+    let video = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = video.clone();
+    pipeline
+        .by_name("sub")
+        .unwrap()
+        .connect_pad_added(move |_, pad| {
+            let Some(pipeline) = weak.upgrade() else {
+                return;
+            };
+            let bin = gst::parse::bin_from_description("queue ! fakesink sync=true", true).unwrap();
+            pipeline.add(&bin).unwrap();
+            let sink = bin.static_pad("sink").unwrap();
+            eprintln!(
+                "bench floor: remote pad {} {:?}",
+                pad.name(),
+                pad.current_caps()
+            );
+            if pad.name().starts_with("video") {
+                let n = counted.clone();
+                sink.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                    n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                });
+            }
+            pad.link(&sink).unwrap();
+            bin.sync_state_with_parent().unwrap();
+        });
+    let file = count_file.clone();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(250));
+            let n = video.load(std::sync::atomic::Ordering::Relaxed);
+            let _ = std::fs::write(&file, format!("{n}\n"));
+        }
+    });
+    pipeline.set_state(gst::State::Playing).expect("PLAYING");
+    let bus = pipeline.bus().unwrap();
+    for msg in bus.iter_timed(gst::ClockTime::NONE) {
+        match msg.view() {
+            gst::MessageView::Latency(_) => {
+                let _ = pipeline.recalculate_latency();
+            }
+            gst::MessageView::Error(e) => panic!("bench floor: {} ({:?})", e.error(), e.debug()),
+            _ => {}
+        }
+    }
+}
+
+/// CPU and peak RSS of two processes over `secs` s, sampled every 500 ms.
+struct Samples {
+    a_cpu_s_per_min: f64,
+    a_peak_mib: f64,
+    b_cpu_s_per_min: f64,
+    b_peak_mib: f64,
+    secs: f64,
+    /// `t_s,a_cpu_pct,a_rss_mib,b_cpu_pct,b_rss_mib` lines.
+    csv: String,
+}
+
+fn sample(a: u32, b: u32, secs: u64) -> Samples {
+    let (a0, _) = cpu_rss(a).unwrap();
+    let (b0, _) = cpu_rss(b).unwrap();
+    let mut csv = String::new();
+    let (mut a_peak, mut b_peak) = (0u64, 0u64);
+    let t0 = Instant::now();
+    let (mut last_t, mut last_a, mut last_b) = (0.0, a0, b0);
+    while t0.elapsed() < Duration::from_secs(secs) {
+        std::thread::sleep(Duration::from_millis(500));
+        let t = t0.elapsed().as_secs_f64();
+        let (ac, ar) = cpu_rss(a).unwrap();
+        let (bc, br) = cpu_rss(b).unwrap();
+        a_peak = a_peak.max(ar);
+        b_peak = b_peak.max(br);
+        let dt = t - last_t;
+        csv.push_str(&format!(
+            "{t:.2},{:.1},{:.1},{:.1},{:.1}\n",
+            (ac - last_a) / dt * 100.0,
+            ar as f64 / 1024.0,
+            (bc - last_b) / dt * 100.0,
+            br as f64 / 1024.0
+        ));
+        (last_t, last_a, last_b) = (t, ac, bc);
+    }
+    let t = t0.elapsed().as_secs_f64();
+    Samples {
+        a_cpu_s_per_min: (last_a - a0) / t * 60.0,
+        a_peak_mib: a_peak as f64 / 1024.0,
+        b_cpu_s_per_min: (last_b - b0) / t * 60.0,
+        b_peak_mib: b_peak as f64 / 1024.0,
+        secs: t,
+        csv,
+    }
+}
+
 /// The box idle for `secs` s: CPU % of one core and RSS, MiB.
 fn idle(secs: u64) -> (f64, f64) {
     let w = World::with_online_box("", "");
@@ -347,6 +575,10 @@ fn idle(secs: u64) -> (f64, f64) {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(FLOOR_ARG) {
+        return floor_child(&args[1..]);
+    }
     let n = env_or("CALL_BENCH_N", 30);
     let secs = env_or("CALL_BENCH_SECS", 30) as u64;
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
@@ -363,15 +595,32 @@ fn main() {
             .unwrap_or_default()
     );
 
+    // CALL_BENCH_FLOOR_ONLY=1: only the floor, at both sizes (to look at it alone).
+    if env_or("CALL_BENCH_FLOOR_ONLY", 0) == 1 {
+        for (w, h) in [(640, 480), (1280, 720)] {
+            let f = floor(w, h, secs, &dir);
+            println!(
+                "bench: floor {w}x{h} ({secs} s): {:.1} CPU s/min, peak RSS {:.0} MiB, receives {:.1} fps | its Python SDK peer {:.1} CPU s/min, receives {:.1} fps",
+                f.cpu_s_per_min,
+                f.peak_rss_mib,
+                f.fps_received,
+                f.peer_cpu_s_per_min,
+                f.peer_fps_received
+            );
+        }
+        return;
+    }
     let (idle_cpu, idle_rss) = idle(10);
     println!("bench: idle: box {idle_cpu:.1} % of a core, RSS {idle_rss:.0} MiB");
     let auto = setup(n, false);
     let manual = setup(n, true);
     let mut costs = vec![];
     let mut p2p = vec![];
+    let mut floors = vec![];
     for (w, h) in [(640, 480), (1280, 720)] {
         costs.push(cost(w, h, secs, &dir));
         p2p.push(peer_to_peer(w, h, secs));
+        floors.push(floor(w, h, secs, &dir));
     }
 
     let line = |what: &str, xs: &[f64]| {
@@ -435,16 +684,25 @@ fn main() {
             "answer_to_caller_first_frame": line("manual: answer press → caller's first frame of the box", &manual.to_caller),
             "answer_to_box_first_frame": line("manual: answer press → box's first frame of the caller", &manual.to_box),
         },
-        "cost": costs.iter().map(|c| {
+        "cost": costs.iter().zip(&floors).map(|(c, f)| {
             println!(
                 "bench: call {} ({secs} s): box {:.1} CPU s/min, peak RSS {:.0} MiB, receives {:.1} fps | Python SDK peer {:.1} CPU s/min, peak RSS {:.0} MiB, receives {:.1} fps | box/peer CPU {:.2}",
                 c.size, c.box_cpu_s_per_min, c.box_peak_rss_mib, c.box_fps_received,
                 c.peer_cpu_s_per_min, c.peer_peak_rss_mib, c.peer_fps_received,
                 c.box_cpu_s_per_min / c.peer_cpu_s_per_min
             );
+            println!(
+                "bench: call {} ({secs} s): the floor (bare livekitwebrtcsink + livekitwebrtcsrc) {:.1} CPU s/min, peak RSS {:.0} MiB, receives {:.1} fps | its Python SDK peer {:.1} CPU s/min, receives {:.1} fps | box/floor CPU {:.2}",
+                c.size, f.cpu_s_per_min, f.peak_rss_mib, f.fps_received,
+                f.peer_cpu_s_per_min, f.peer_fps_received,
+                c.box_cpu_s_per_min / f.cpu_s_per_min
+            );
             json!({
                 "size": c.size, "seconds": secs,
                 "box": {"cpu_s_per_min": c.box_cpu_s_per_min, "peak_rss_mib": c.box_peak_rss_mib, "fps_received": c.box_fps_received},
+                "gst_floor": {"cpu_s_per_min": f.cpu_s_per_min, "peak_rss_mib": f.peak_rss_mib, "fps_received": f.fps_received,
+                              "its_peer_cpu_s_per_min": f.peer_cpu_s_per_min, "its_peer_fps_received": f.peer_fps_received},
+                "box_over_floor_cpu": c.box_cpu_s_per_min / f.cpu_s_per_min,
                 "python_sdk_peer": {"cpu_s_per_min": c.peer_cpu_s_per_min, "peak_rss_mib": c.peer_peak_rss_mib, "fps_received": c.peer_fps_received},
                 "box_over_peer_cpu": c.box_cpu_s_per_min / c.peer_cpu_s_per_min,
             })

@@ -6,7 +6,7 @@
 - setup.png: call set-up times, one dot per call (auto-answer invite → first frame,
   manual answer press → first frame), each side;
 - cost.png: CPU (% of one core) and RSS over a call, the box against the Python SDK
-  peer, at each size measured;
+  peer and against the bare livekitwebrtcsink/src pipeline (the floor), at each size;
 - latency.png: glass-to-glass latency histograms, box → peer, peer → box (the call
   screen) and peer → peer, at each size.
 
@@ -61,6 +61,12 @@ def main() -> int:
             ax.plot(t, [float(r[f"box_{what}"]) for r in rows], label="callbox", color="#2563eb")
             ax.plot(t, [float(r[f"peer_{what}"]) for r in rows], label="Python SDK peer",
                     color="#dc2626")
+            floor_csv = d / f"floor-{c['size']}.csv"
+            if floor_csv.exists():
+                with open(floor_csv, newline="") as f:
+                    floor = list(csv.DictReader(f))
+                ax.plot([float(r["t_s"]) for r in floor], [float(r[f"floor_{what}"]) for r in floor],
+                        label="bare livekitwebrtcsink/src", color="#6b7280", linestyle="--")
             ax.set_ylabel(unit)
             ax.set_ylim(bottom=0)
             ax.grid(alpha=0.3)
