@@ -276,6 +276,23 @@ fn cost(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path) -> Cost {
     }
 }
 
+/// A stamped Python SDK caller (`size` `WxH`) that joins `room` as `identity` straight
+/// on LiveKit, without the hub.
+fn direct_peer(w: &World, room: &str, identity: &str, size: &str) -> callbox_testkit::PyPeer {
+    let token = w.lk.token(room, identity);
+    let mut args = vec![
+        "dial",
+        "--direct-url",
+        &w.lk.ws_url,
+        "--direct-token",
+        &token,
+        "--size",
+        size,
+    ];
+    args.extend(STAMPED_CALLER);
+    callbox_testkit::PyPeer::spawn("caller.py", args)
+}
+
 /// Glass-to-glass between two Python SDK peers in one room (no box) at `w`x`h`@30
 /// over `secs` s: both directions pooled, ms. The anchor: what the SDK itself achieves.
 fn peer_to_peer(w_px: u32, h_px: u32, secs: u64) -> Vec<f64> {
@@ -284,20 +301,7 @@ fn peer_to_peer(w_px: u32, h_px: u32, secs: u64) -> Vec<f64> {
     let room = format!("bench-p2p-{size}");
     let mut peers: Vec<_> = ["p2p-a", "p2p-b"]
         .into_iter()
-        .map(|id| {
-            let token = w.lk.token(&room, id);
-            let mut args = vec![
-                "dial",
-                "--direct-url",
-                &w.lk.ws_url,
-                "--direct-token",
-                &token,
-                "--size",
-                &size,
-            ];
-            args.extend(STAMPED_CALLER);
-            callbox_testkit::PyPeer::spawn("caller.py", args)
-        })
+        .map(|id| direct_peer(&w, &room, id, &size))
         .collect();
     for p in &peers {
         p.expect_event("media_ok", Duration::from_secs(60));
@@ -352,18 +356,7 @@ fn floor(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path) -> Floor {
         .arg(&count_file)
         .spawn()
         .expect("re-run the bench as the floor pipeline");
-    let token = w.lk.token(&room, "floor-peer");
-    let mut args = vec![
-        "dial",
-        "--direct-url",
-        &w.lk.ws_url,
-        "--direct-token",
-        &token,
-        "--size",
-        &size,
-    ];
-    args.extend(STAMPED_CALLER);
-    let mut peer = callbox_testkit::PyPeer::spawn("caller.py", args);
+    let mut peer = direct_peer(&w, &room, "floor-peer", &size);
     peer.expect_event("media_ok", Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(3));
     let peer_pid = peer.pid().expect("the peer runs");
