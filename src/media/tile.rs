@@ -1,0 +1,203 @@
+//! One video tile of the call screen: an `intervideosrc` whose frames are converted to
+//! the composed format and scaled to the size they are shown at *before* the
+//! compositor, which then only blends them.
+//!
+//! ```text
+//! intervideosrc channel=… ─ videoconvertscale ─ capsfilter (BGRA, fitted w×h) ─ compositor pad
+//! ```
+//!
+//! Left to the compositor (its pad's own conversion, `sizing-policy=keep-aspect-ratio`),
+//! GStreamer 1.22's `GstVideoAggregatorConvertPad` converted and scaled each remote
+//! video with a new frame allocated every time: the call screen then cost ~30 CPU s per
+//! call-minute on the bench's 2-core EPYC, most of what the box adds to the bare media
+//! stack (perf: 48 % of the box's samples in the compositor's worker pool, 20 % in the
+//! kernel, mostly page faults of those frames). Scaled here, a screen with a 640x480
+//! caller and the self-view composed at 1280x720 took ~40 % less CPU in a
+//! `gst-launch-1.0` replica (300 frames: 3.0 against 4.8–5.8 CPU s).
+//!
+//! The size comes from [`crate::screen::fit`] of the video's caps (seen as they pass)
+//! into the tile's rectangle, so it changes whenever either does. A hidden tile scales
+//! to 2×2 px: its `intervideosrc` keeps pushing (black) frames, and converting them at
+//! full size would cost an idle box CPU for nothing.
+
+use std::sync::{Arc, Mutex};
+
+use gst::prelude::*;
+
+use super::MediaError;
+use crate::screen::{self, Rect};
+
+/// The size a hidden tile's frames are scaled to, px.
+const HIDDEN_PX: i32 = 2;
+
+/// A tile on the screen's compositor. Made on the media thread; its caps probe runs on
+/// the `intervideosrc`'s streaming thread.
+pub(super) struct Tile {
+    shared: Arc<Shared>,
+}
+
+/// What the media thread and the streaming thread both touch.
+struct Shared {
+    pad: gst::Pad,
+    filter: gst::Element,
+    format: &'static str,
+    geometry: Mutex<Geometry>,
+}
+
+#[derive(Default, Clone, Copy, PartialEq)]
+struct Geometry {
+    /// Where the tile is shown; `None`: hidden.
+    rect: Option<Rect>,
+    /// The video's size and pixel aspect ratio, from its caps.
+    video: Option<(u32, u32, (u32, u32))>,
+}
+
+impl Tile {
+    /// Adds a hidden tile (alpha 0) showing `channel` to the running `pipeline`, on a
+    /// new `mixer` pad at `zorder`, its frames in `format` (the composed format).
+    ///
+    /// Errors: [`MediaError::Build`] (an element is missing or does not link).
+    pub(super) fn add(
+        pipeline: &gst::Pipeline,
+        mixer: &gst::Element,
+        channel: &str,
+        zorder: u32,
+        format: &'static str,
+    ) -> Result<Self, MediaError> {
+        let src = make("intervideosrc")?;
+        src.set_property("channel", channel);
+        // Black after 2 s without frames (a frozen picture would look like a live one).
+        src.set_property("timeout", 2 * gst::ClockTime::SECOND.nseconds());
+        let scale = make("videoconvertscale")?;
+        let filter = make("capsfilter")?;
+        filter.set_property("caps", caps(format, HIDDEN_PX, HIDDEN_PX));
+        pipeline
+            .add_many([&src, &scale, &filter])
+            .map_err(build_err)?;
+        gst::Element::link_many([&src, &scale, &filter]).map_err(build_err)?;
+        let pad = mixer
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| build_err("compositor gave no sink pad"))?;
+        pad.set_property("zorder", zorder);
+        pad.set_property("alpha", 0.0f64);
+        // Frames arrive at the pad's size; should one not (a layout change racing a
+        // frame), the compositor scales it with the aspect kept.
+        pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
+        filter
+            .static_pad("src")
+            .expect("capsfilter has a src pad")
+            .link(&pad)
+            .map_err(|e| build_err(format!("linking {channel}: {e:?}")))?;
+        let src_pad = src.static_pad("src").expect("intervideosrc has a src pad");
+        if channel != super::screen::SELF_CHANNEL && super::stamp::enabled() {
+            super::stamp::read_on(&src_pad, "shown");
+        }
+        let shared = Arc::new(Shared {
+            pad,
+            filter: filter.clone(),
+            format,
+            geometry: Mutex::new(Geometry::default()),
+        });
+        let weak = Arc::downgrade(&shared);
+        src_pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+            super::guarded("tile-caps", gst::PadProbeReturn::Ok, || {
+                let Some(gst::EventView::Caps(c)) = info.event().map(|e| e.view()) else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                if let (Some(shared), Ok(v)) =
+                    (weak.upgrade(), gst_video::VideoInfo::from_caps(c.caps()))
+                {
+                    let par = v.par();
+                    let video = (
+                        v.width(),
+                        v.height(),
+                        (par.numer() as u32, par.denom() as u32),
+                    );
+                    shared.update(|g| g.video = Some(video));
+                }
+                gst::PadProbeReturn::Ok
+            })
+        });
+        // Downstream first: the source must not push into an element still stopped.
+        for e in [&filter, &scale, &src] {
+            e.sync_state_with_parent().map_err(build_err)?;
+        }
+        Ok(Self { shared })
+    }
+
+    /// The tile's compositor pad.
+    #[cfg(test)]
+    pub(super) fn pad(&self) -> gst::Pad {
+        self.shared.pad.clone()
+    }
+
+    /// Shows the tile in `rect` (the video fitted inside, aspect kept), or hides it
+    /// (`None`).
+    pub(super) fn place(&self, rect: Option<Rect>) {
+        self.shared
+            .pad
+            .set_property("alpha", if rect.is_some() { 1.0f64 } else { 0.0 });
+        self.shared.update(|g| g.rect = rect);
+    }
+}
+
+impl Shared {
+    /// Changes the geometry and applies it: the scaled size (capsfilter) and the pad's
+    /// place. Only on a change, so a repeated caps event renegotiates nothing. Applied
+    /// under the lock: the media thread (a layout) and the streaming thread (new caps)
+    /// both call this, and two applications crossing each other left a shown tile at
+    /// the hidden size (`e2e_screen`, once in four runs). Setting the properties only
+    /// sends a reconfigure event upstream; the renegotiation, and with it the next
+    /// caps event, happens later on the streaming thread, so this never re-enters.
+    fn update(&self, change: impl FnOnce(&mut Geometry)) {
+        let Ok(mut g) = self.geometry.lock() else {
+            return;
+        };
+        let before = *g;
+        change(&mut g);
+        if before == *g {
+            return;
+        }
+        let shown = match (g.rect, g.video) {
+            (None, _) => None,
+            (Some(r), Some((w, h, par))) => Some(screen::fit(w, h, par, &r)),
+            (Some(r), None) => Some(r),
+        };
+        match shown {
+            Some(r) => {
+                self.pad.set_property("xpos", r.x);
+                self.pad.set_property("ypos", r.y);
+                self.pad.set_property("width", r.w);
+                self.pad.set_property("height", r.h);
+                self.filter
+                    .set_property("caps", caps(self.format, r.w, r.h));
+            }
+            None => self
+                .filter
+                .set_property("caps", caps(self.format, HIDDEN_PX, HIDDEN_PX)),
+        }
+    }
+}
+
+/// Raw video in `format`, `w`×`h` px, square pixels.
+fn caps(format: &str, w: i32, h: i32) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("format", format)
+        .field("width", w)
+        .field("height", h)
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build()
+}
+
+fn make(factory: &str) -> Result<gst::Element, MediaError> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|e| build_err(format!("element {factory}: {e}")))
+}
+
+fn build_err(e: impl std::fmt::Display) -> MediaError {
+    MediaError::Build {
+        which: "screen",
+        detail: e.to_string(),
+    }
+}
