@@ -163,6 +163,13 @@ impl Shared {
             (Some(r), Some((w, h, par))) => Some(screen::fit(w, h, par, &r)),
             (Some(r), None) => Some(r),
         };
+        tracing::debug!(
+            pad = %self.pad.name(),
+            rect = ?g.rect,
+            video = ?g.video,
+            shown = ?shown,
+            "screen tile"
+        );
         match shown {
             Some(r) => {
                 self.pad.set_property("xpos", r.x);
