@@ -44,12 +44,17 @@ struct Shared {
     geometry: Mutex<Geometry>,
 }
 
+/// A frame's size and pixel aspect ratio: `(width, height, (par_n, par_d))`, px.
+type VideoSize = (u32, u32, (u32, u32));
+
 #[derive(Default, Clone, Copy, PartialEq)]
 struct Geometry {
-    /// Where the tile is shown; `None`: hidden.
+    /// Where the tile is shown; `None`: hidden. Set by the media thread.
     rect: Option<Rect>,
     /// The video's size and pixel aspect ratio, from its caps.
-    video: Option<(u32, u32, (u32, u32))>,
+    video: Option<VideoSize>,
+    /// The `(rect, video)` last applied by the streaming thread.
+    applied: Option<(Option<Rect>, Option<VideoSize>)>,
 }
 
 impl Tile {
@@ -99,25 +104,32 @@ impl Tile {
             geometry: Mutex::new(Geometry::default()),
         });
         let weak = Arc::downgrade(&shared);
-        src_pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
-            super::guarded("tile-caps", gst::PadProbeReturn::Ok, || {
-                let Some(gst::EventView::Caps(c)) = info.event().map(|e| e.view()) else {
-                    return gst::PadProbeReturn::Ok;
-                };
-                if let (Some(shared), Ok(v)) =
-                    (weak.upgrade(), gst_video::VideoInfo::from_caps(c.caps()))
-                {
-                    let par = v.par();
-                    let video = (
-                        v.width(),
-                        v.height(),
-                        (par.numer() as u32, par.denom() as u32),
-                    );
-                    shared.update(|g| g.video = Some(video));
-                }
-                gst::PadProbeReturn::Ok
-            })
-        });
+        src_pad.add_probe(
+            gst::PadProbeType::EVENT_DOWNSTREAM | gst::PadProbeType::BUFFER,
+            move |_, info| {
+                super::guarded("tile", gst::PadProbeReturn::Ok, || {
+                    let Some(shared) = weak.upgrade() else {
+                        return gst::PadProbeReturn::Ok;
+                    };
+                    let video = match info.event().map(|e| e.view()) {
+                        Some(gst::EventView::Caps(c)) => {
+                            gst_video::VideoInfo::from_caps(c.caps()).ok().map(|v| {
+                                let par = v.par();
+                                (
+                                    v.width(),
+                                    v.height(),
+                                    (par.numer() as u32, par.denom() as u32),
+                                )
+                            })
+                        }
+                        Some(_) => return gst::PadProbeReturn::Ok,
+                        None => None,
+                    };
+                    shared.apply(video);
+                    gst::PadProbeReturn::Ok
+                })
+            },
+        );
         // Downstream first: the source must not push into an element still stopped.
         for e in [&filter, &scale, &src] {
             e.sync_state_with_parent().map_err(build_err)?;
@@ -132,44 +144,52 @@ impl Tile {
     }
 
     /// Shows the tile in `rect` (the video fitted inside, aspect kept), or hides it
-    /// (`None`).
+    /// (`None`). Hiding is immediate; the new size takes effect with the tile's next
+    /// frame (within 1/30 s: its `intervideosrc` pushes frames, black ones if need
+    /// be, all the time).
     pub(super) fn place(&self, rect: Option<Rect>) {
-        self.shared
-            .pad
-            .set_property("alpha", if rect.is_some() { 1.0f64 } else { 0.0 });
-        self.shared.update(|g| g.rect = rect);
+        if rect.is_none() {
+            self.shared.pad.set_property("alpha", 0.0f64);
+        }
+        if let Ok(mut g) = self.shared.geometry.lock() {
+            g.rect = rect;
+        }
     }
 }
 
 impl Shared {
-    /// Changes the geometry and applies it: the scaled size (capsfilter) and the pad's
-    /// place. Only on a change, so a repeated caps event renegotiates nothing. Applied
-    /// under the lock: the media thread (a layout) and the streaming thread (new caps)
-    /// both call this, and two applications crossing each other left a shown tile at
-    /// the hidden size (`e2e_screen`, once in four runs). Setting the properties only
-    /// sends a reconfigure event upstream; the renegotiation, and with it the next
-    /// caps event, happens later on the streaming thread, so this never re-enters.
-    fn update(&self, change: impl FnOnce(&mut Geometry)) {
+    /// On the tile's streaming thread, before each frame and each caps event (`video`:
+    /// the size and pixel aspect ratio they bring): applies the geometry if it changed,
+    /// the scaled size (capsfilter) and the pad's place and alpha.
+    ///
+    /// Only this thread sets the capsfilter: a layout applied from the media thread
+    /// while a caps event was on its way changed the filter under it, the capsfilter
+    /// refused the stale caps, and the `intervideosrc` stopped with `not-negotiated`
+    /// (`e2e_screen`, about one run in five). Here no caps event can be in flight, and
+    /// the reconfigure that setting the filter sends makes `videoconvertscale`
+    /// renegotiate before it converts the very frame that follows.
+    ///
+    /// Before any frame comes through its channel, `intervideosrc` takes its caps from
+    /// downstream, i.e. this filter's size: the fit of that size is the same size, so
+    /// the loop settles at once; the channel's first frame brings the real caps.
+    fn apply(&self, video: Option<VideoSize>) {
         let Ok(mut g) = self.geometry.lock() else {
             return;
         };
-        let before = *g;
-        change(&mut g);
-        if before == *g {
+        if let Some(v) = video {
+            g.video = Some(v);
+        }
+        if g.applied == Some((g.rect, g.video)) {
             return;
         }
+        g.applied = Some((g.rect, g.video));
         let shown = match (g.rect, g.video) {
             (None, _) => None,
             (Some(r), Some((w, h, par))) => Some(screen::fit(w, h, par, &r)),
             (Some(r), None) => Some(r),
         };
-        tracing::debug!(
-            pad = %self.pad.name(),
-            rect = ?g.rect,
-            video = ?g.video,
-            shown = ?shown,
-            "screen tile"
-        );
+        drop(g);
+        tracing::debug!(pad = %self.pad.name(), ?shown, ?video, "screen tile");
         match shown {
             Some(r) => {
                 self.pad.set_property("xpos", r.x);
@@ -178,10 +198,13 @@ impl Shared {
                 self.pad.set_property("height", r.h);
                 self.filter
                     .set_property("caps", caps(self.format, r.w, r.h));
+                self.pad.set_property("alpha", 1.0f64);
             }
-            None => self
-                .filter
-                .set_property("caps", caps(self.format, HIDDEN_PX, HIDDEN_PX)),
+            None => {
+                self.pad.set_property("alpha", 0.0f64);
+                self.filter
+                    .set_property("caps", caps(self.format, HIDDEN_PX, HIDDEN_PX));
+            }
         }
     }
 }
