@@ -7,18 +7,20 @@
 //! ```
 //!
 //! Left to the compositor (its pad's own conversion, `sizing-policy=keep-aspect-ratio`),
-//! GStreamer 1.22's `GstVideoAggregatorConvertPad` converted and scaled each remote
-//! video with a new frame allocated every time: the call screen then cost ~30 CPU s per
-//! call-minute on the bench's 2-core EPYC, most of what the box adds to the bare media
-//! stack (perf: 48 % of the box's samples in the compositor's worker pool, 20 % in the
-//! kernel, mostly page faults of those frames). Scaled here, a screen with a 640x480
-//! caller and the self-view composed at 1280x720 took ~40 % less CPU in a
-//! `gst-launch-1.0` replica (300 frames: 3.0 against 4.8–5.8 CPU s).
+//! GStreamer 1.22's `GstVideoAggregatorConvertPad` converted and scaled each video into
+//! a newly allocated frame every time. That was most of what the box added to the bare
+//! media stack: perf in a 640x480 bench call put 48 % of the box's samples in the
+//! compositor's worker pool and 20 % in the kernel, mostly page faults of those frames.
+//! Scaled here, the box's call at 640x480 went from 49.8 to 32.7 CPU s per call-minute
+//! (`make bench`, 2 cores, 2026-11-23; the floor went 17.2 → 15.3 between the same two
+//! runs). At 1280x720 the caller fills the screen unscaled and little changed (52.0 →
+//! 45.5, floor 38.4 → 31.5). Peak RSS rose by ~15 MiB (161 → 177 MiB at 640x480): the
+//! scaler keeps a pool of frames where the compositor mapped and unmapped one a frame.
 //!
-//! The size comes from [`crate::screen::fit`] of the video's caps (seen as they pass)
-//! into the tile's rectangle, so it changes whenever either does. A hidden tile scales
-//! to 2×2 px: its `intervideosrc` keeps pushing (black) frames, and converting them at
-//! full size would cost an idle box CPU for nothing.
+//! The size is [`crate::screen::fit`] of the video's caps into the tile's rectangle. A
+//! hidden tile scales to 2×2 px: its `intervideosrc` keeps pushing (black) frames, and
+//! converting them at full size would cost an idle box CPU for nothing. Only the
+//! tile's streaming thread changes the size ([`Shared::apply`]).
 
 use std::sync::{Arc, Mutex};
 
