@@ -9,6 +9,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("audiotestsrc", "gstreamer1.0-plugins-base"),
     ("videoconvert", "gstreamer1.0-plugins-base"),
     ("videoscale", "gstreamer1.0-plugins-base"),
+    ("videoconvertscale", "gstreamer1.0-plugins-base"),
     ("videorate", "gstreamer1.0-plugins-base"),
     ("audioconvert", "gstreamer1.0-plugins-base"),
     ("audioresample", "gstreamer1.0-plugins-base"),
@@ -63,6 +64,7 @@ pub fn package_for(element: &str) -> Option<&'static str> {
 /// The call screen's elements (media::screen) and the self-view's.
 pub const SCREEN: &[&str] = &[
     "compositor",
+    "videoconvertscale",
     "textoverlay",
     "intervideosrc",
     "intervideosink",

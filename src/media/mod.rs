@@ -23,6 +23,7 @@ pub mod screen;
 pub mod speaker;
 pub mod stamp;
 mod stats;
+mod tile;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

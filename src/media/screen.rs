@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
+use super::tile::Tile;
 use super::{MediaError, MediaPlan};
 use crate::screen::{self, Scene, ScreenConfig};
 
@@ -93,12 +94,12 @@ pub struct Screen {
     /// time: a full pool at start doubled the idle screen's CPU (14 → 27 % of a core,
     /// 1280×720, debug build).
     mixer: gst::Element,
-    tiles: Vec<gst::Pad>,
+    tiles: Vec<Tile>,
     /// The slots shown, in the order of the call's remote videos.
     remotes: Vec<usize>,
     /// The self-view tile ([`SELF_CHANNEL`]), made at the first self-view, then hidden
     /// the same way.
-    self_tile: Option<gst::Pad>,
+    self_tile: Option<Tile>,
     self_view: bool,
     /// Drops frames before the sink while the display is off.
     valve: gst::Element,
@@ -445,8 +446,8 @@ impl Screen {
         let needed = slots.iter().max().map_or(0, |m| m + 1);
         while self.tiles.len() < needed {
             let channel = remote_channel(self.tiles.len());
-            match add_tile(&self.pipeline, &self.mixer, &channel, 1) {
-                Ok(pad) => self.tiles.push(pad),
+            match Tile::add(&self.pipeline, &self.mixer, &channel, 1, COMPOSED_FORMAT) {
+                Ok(tile) => self.tiles.push(tile),
                 Err(e) => {
                     tracing::error!(channel, error = %e, "cannot show a remote video");
                     break;
@@ -457,10 +458,6 @@ impl Screen {
             .into_iter()
             .filter(|&s| s < self.tiles.len())
             .collect();
-        for (slot, pad) in self.tiles.iter().enumerate() {
-            let alpha = if slots.contains(&slot) { 1.0 } else { 0.0 };
-            pad.set_property("alpha", alpha);
-        }
         self.remotes = slots;
         self.place();
         self.style();
@@ -469,18 +466,18 @@ impl Screen {
 
     fn set_self_view(&mut self, on: bool) {
         if on && self.self_tile.is_none() {
-            match add_tile(&self.pipeline, &self.mixer, SELF_CHANNEL, 2) {
-                Ok(pad) => self.self_tile = Some(pad),
+            match Tile::add(
+                &self.pipeline,
+                &self.mixer,
+                SELF_CHANNEL,
+                2,
+                COMPOSED_FORMAT,
+            ) {
+                Ok(tile) => self.self_tile = Some(tile),
                 Err(e) => tracing::error!(error = %e, "cannot show the self-view"),
             }
         }
-        let on = on && self.self_tile.is_some();
-        if on != self.self_view {
-            self.self_view = on;
-            if let Some(pad) = &self.self_tile {
-                pad.set_property("alpha", if on { 1.0 } else { 0.0 });
-            }
-        }
+        self.self_view = on && self.self_tile.is_some();
         self.place();
     }
 
@@ -506,11 +503,12 @@ impl Screen {
         for (pad, rect) in self.bands.iter().zip(&bands) {
             set_rect(pad, rect);
         }
-        for (&slot, rect) in self.remotes.iter().zip(&layout.remotes) {
-            set_rect(&self.tiles[slot], rect);
+        for (slot, tile) in self.tiles.iter().enumerate() {
+            let at = self.remotes.iter().position(|&s| s == slot);
+            tile.place(at.and_then(|i| layout.remotes.get(i).copied()));
         }
-        if let (Some(pad), Some(rect)) = (&self.self_tile, layout.self_view) {
-            set_rect(pad, &rect);
+        if let Some(tile) = &self.self_tile {
+            tile.place(layout.self_view.filter(|_| self.self_view));
         }
     }
 
@@ -605,35 +603,6 @@ fn add_band(pipeline: &gst::Pipeline, mixer: &gst::Element) -> Result<gst::Pad, 
         .expect("capsfilter has a src pad")
         .link(&pad)
         .map_err(|e| build_err(format!("linking a band: {e:?}")))?;
-    Ok(pad)
-}
-
-/// A hidden tile (alpha 0) in the running `pipeline` showing `channel` through an `intervideosrc`, at `zorder`.
-fn add_tile(
-    pipeline: &gst::Pipeline,
-    mixer: &gst::Element,
-    channel: &str,
-    zorder: u32,
-) -> Result<gst::Pad, MediaError> {
-    let src = make("intervideosrc")?;
-    src.set_property("channel", channel);
-    // Black after 2 s without frames (a frozen picture would look like a live one).
-    src.set_property("timeout", 2 * gst::ClockTime::SECOND.nseconds());
-    pipeline.add(&src).map_err(build_err)?;
-    let pad = mixer
-        .request_pad_simple("sink_%u")
-        .ok_or_else(|| build_err("compositor gave no sink pad"))?;
-    pad.set_property("zorder", zorder);
-    pad.set_property("alpha", 0.0f64);
-    pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
-    src.static_pad("src")
-        .expect("intervideosrc has a src pad")
-        .link(&pad)
-        .map_err(|e| build_err(format!("linking {channel}: {e:?}")))?;
-    if channel != SELF_CHANNEL && super::stamp::enabled() {
-        super::stamp::read_on(&src.static_pad("src").expect("src pad"), "shown");
-    }
-    src.sync_state_with_parent().map_err(build_err)?;
     Ok(pad)
 }
 
@@ -743,5 +712,79 @@ mod tests {
             most <= SCREEN_QUEUE_FRAMES,
             "{most} composed frames queued for a stalled display"
         );
+    }
+
+    /// A caller's 640x480 I420 video reaches the compositor already in the composed
+    /// format at the size it is shown (960x720, pillarboxed at x 160 on 1280x720), so
+    /// the compositor only blends it; when the call ends, its hidden tile scales to
+    /// 2x2. Left to the compositor's own conversion, the pad got I420 640x480 and the
+    /// call screen cost ~40 % more CPU (`media::tile`).
+    #[test]
+    fn a_remote_video_reaches_the_compositor_at_its_shown_size() {
+        let mut screen = idle_screen_on_fakesink("width = 1280\nheight = 720\nframerate = 30");
+        let channel = remote_channel(0);
+        let caller = gst::parse::launch(&format!(
+            "videotestsrc is-live=true ! video/x-raw,format=I420,width=640,height=480,framerate=30/1 \
+             ! intervideosink channel={channel} \
+             videotestsrc is-live=true ! video/x-raw,format=I420,width=640,height=480,framerate=30/1 \
+             ! intervideosink channel={SELF_CHANNEL}"
+        ))
+        .unwrap();
+        caller.set_state(gst::State::Playing).unwrap();
+        let in_call = Scene::InCall {
+            peer: "alice".into(),
+            elapsed: Duration::ZERO,
+            muted: false,
+            video: true,
+            connecting: false,
+        };
+        screen.show(in_call, Some(Instant::now()), None);
+        screen.set_remotes(std::slice::from_ref(&channel));
+        let pad = &screen.tiles[0].pad();
+        let caps_now = |want: (u32, u32)| {
+            let t0 = Instant::now();
+            loop {
+                let caps = pad.current_caps();
+                let info = caps
+                    .as_ref()
+                    .and_then(|c| gst_video::VideoInfo::from_caps(c).ok());
+                if let Some(i) = &info
+                    && (i.width(), i.height()) == want
+                {
+                    break i.clone();
+                }
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "the compositor pad's caps stayed {caps:?}, wanted {want:?}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        let info = caps_now((960, 720));
+        assert_eq!(info.format(), gst_video::VideoFormat::Bgra);
+        // And the screen keeps composing with the tile shown.
+        let frames = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let count = frames.clone();
+        screen.sink.static_pad("sink").unwrap().add_probe(
+            gst::PadProbeType::BUFFER,
+            move |_, _| {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                gst::PadProbeReturn::Ok
+            },
+        );
+        std::thread::sleep(Duration::from_millis(1000));
+        let composed = frames.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            composed >= 10,
+            "{composed} frames composed in 1 s with the caller shown"
+        );
+        assert_eq!(pad.property::<i32>("xpos"), 160);
+        assert_eq!(pad.property::<i32>("width"), 960);
+        assert_eq!(pad.property::<f64>("alpha"), 1.0);
+        screen.set_remotes(&[]);
+        caps_now((2, 2));
+        assert_eq!(pad.property::<f64>("alpha"), 0.0);
+        caller.set_state(gst::State::Null).unwrap();
+        screen.stop();
     }
 }

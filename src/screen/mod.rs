@@ -247,5 +247,35 @@ pub fn layout(n: usize, w: u32, h: u32, self_view: Option<Corner>) -> Layout {
     Layout { remotes, self_view }
 }
 
+/// Where a `w`×`h` px video whose pixels have the aspect ratio `par` (numerator,
+/// denominator; 1/1 for square pixels) goes inside `rect`: the largest rectangle with
+/// the video's display aspect ratio that fits, centred (letterboxed or pillarboxed).
+/// This is what the compositor's `sizing-policy=keep-aspect-ratio` computes; the
+/// screen computes it itself so that a video is scaled to this size before the
+/// compositor (see `media::tile`). At least 1×1 px; a video or `par` with a zero in
+/// it fills `rect`.
+pub fn fit(w: u32, h: u32, par: (u32, u32), rect: &Rect) -> Rect {
+    let (dar_n, dar_d) = (
+        i64::from(w) * i64::from(par.0),
+        i64::from(h) * i64::from(par.1),
+    );
+    if dar_n <= 0 || dar_d <= 0 || rect.w <= 0 || rect.h <= 0 {
+        return *rect;
+    }
+    let (rw, rh) = (i64::from(rect.w), i64::from(rect.h));
+    // As wide as the rectangle is high allows; else as high as its width allows.
+    let (fw, fh) = if rh * dar_n <= rw * dar_d {
+        (((rh * dar_n) / dar_d).max(1), rh)
+    } else {
+        (rw, ((rw * dar_d) / dar_n).max(1))
+    };
+    Rect {
+        x: rect.x + ((rw - fw) / 2) as i32,
+        y: rect.y + ((rh - fh) / 2) as i32,
+        w: fw as i32,
+        h: fh as i32,
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -130,3 +130,71 @@ fn each_scene_says_what_is_happening_in_words() {
     assert_eq!(Scene::Ended(ended_call).texts("").1, "A · 1:02:03");
     assert_eq!(Scene::Blank.texts("12:00"), (String::new(), String::new()));
 }
+
+#[test]
+fn a_video_is_fitted_into_its_tile_with_its_aspect_kept() {
+    let screen = Rect {
+        x: 0,
+        y: 0,
+        w: 1280,
+        h: 720,
+    };
+    // 4:3 on 16:9: pillarboxed, centred.
+    assert_eq!(
+        fit(640, 480, (1, 1), &screen),
+        Rect {
+            x: 160,
+            y: 0,
+            w: 960,
+            h: 720
+        }
+    );
+    // 16:9 on 16:9: fills it.
+    assert_eq!(fit(1920, 1080, (1, 1), &screen), screen);
+    // Portrait (a phone held upright) on a grid cell: pillarboxed inside the cell.
+    let cell = Rect {
+        x: 640,
+        y: 0,
+        w: 640,
+        h: 360,
+    };
+    assert_eq!(
+        fit(720, 1280, (1, 1), &cell),
+        Rect {
+            x: 859,
+            y: 0,
+            w: 202,
+            h: 360
+        }
+    );
+    // Wide on a 4:3 tile: letterboxed.
+    let tile = Rect {
+        x: 10,
+        y: 20,
+        w: 400,
+        h: 300,
+    };
+    assert_eq!(
+        fit(1280, 720, (1, 1), &tile),
+        Rect {
+            x: 10,
+            y: 57,
+            w: 400,
+            h: 225
+        }
+    );
+    // Non-square pixels: 720x576 at 16:15 is 4:3 on screen.
+    assert_eq!(
+        fit(720, 576, (16, 15), &screen),
+        Rect {
+            x: 160,
+            y: 0,
+            w: 960,
+            h: 720
+        }
+    );
+    // Nonsense in, the tile out (never a zero or negative size).
+    assert_eq!(fit(0, 480, (1, 1), &screen), screen);
+    assert_eq!(fit(640, 480, (1, 0), &screen), screen);
+    assert_eq!(fit(100_000, 1, (1, 1), &tile).h, 1);
+}
