@@ -145,7 +145,8 @@ pub fn composed_size(config: &ScreenConfig, video_sink: &str) -> (u32, u32) {
     (1280, 720)
 }
 
-fn make(factory: &str) -> Result<gst::Element, MediaError> {
+/// Makes a `factory` element for the screen; [`MediaError::Build`] if it is missing.
+pub(super) fn make(factory: &str) -> Result<gst::Element, MediaError> {
     gst::ElementFactory::make(factory)
         .build()
         .map_err(|e| MediaError::Build {
@@ -154,7 +155,8 @@ fn make(factory: &str) -> Result<gst::Element, MediaError> {
         })
 }
 
-fn build_err(e: impl std::fmt::Display) -> MediaError {
+/// A [`MediaError::Build`] of the screen pipeline.
+pub(super) fn build_err(e: impl std::fmt::Display) -> MediaError {
     MediaError::Build {
         which: "screen",
         detail: e.to_string(),

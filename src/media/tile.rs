@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use gst::prelude::*;
 
 use super::MediaError;
+use super::screen::{build_err, make};
 use crate::screen::{self, Rect};
 
 /// The size a hidden tile's frames are scaled to, px.
@@ -219,17 +220,4 @@ fn caps(format: &str, w: i32, h: i32) -> gst::Caps {
         .field("height", h)
         .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
         .build()
-}
-
-fn make(factory: &str) -> Result<gst::Element, MediaError> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|e| build_err(format!("element {factory}: {e}")))
-}
-
-fn build_err(e: impl std::fmt::Display) -> MediaError {
-    MediaError::Build {
-        which: "screen",
-        detail: e.to_string(),
-    }
 }
