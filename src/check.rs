@@ -307,10 +307,15 @@ fn sound(r: &mut Report, config: &Config, plan: &MediaPlan) {
         Level::Ok,
         "sound",
         format!(
-            "speaker: {} {}; echo cancellation {}, noise suppression {}",
+            "speaker: {} {}; echo cancellation {}{}, noise suppression {}",
             plan.audio_sink,
             config.media.audio_output_device,
             on_off(config.media.echo_cancellation),
+            if config.media.echo_cancellation && config.media.echo_delay_agnostic {
+                " (delay-agnostic)"
+            } else {
+                ""
+            },
             on_off(config.media.noise_suppression)
         ),
     );

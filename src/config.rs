@@ -334,6 +334,15 @@ pub struct MediaConfig {
     /// hear themselves through the box's speaker and microphone. Default true.
     #[serde(default = "default_true")]
     pub echo_cancellation: bool,
+    /// How the echo canceller lines the speaker's output up with the microphone.
+    /// false (default): by the buffers' running times and the speaker pipeline's
+    /// latency (`webrtcdsp` `delay-agnostic=false`), which does not depend on when the
+    /// two pipelines' threads get the CPU. true: WebRTC estimates the delay from the
+    /// signals themselves, for a sound card that reports a wrong latency; on a busy CPU
+    /// it cancelled as little as 10-18 dB where the default kept 35-39 dB
+    /// (tests/e2e_echo.rs with both cores busy).
+    #[serde(default)]
+    pub echo_delay_agnostic: bool,
     /// Noise suppression on the microphone (`webrtcdsp`). Default true.
     #[serde(default = "default_true")]
     pub noise_suppression: bool,

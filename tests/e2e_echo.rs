@@ -4,7 +4,9 @@
 //! is the echo; with `webrtcdsp`'s echo cancellation it must be at least 20 dB quieter
 //! than without, while the box's own microphone signal (523 Hz, the person at the box,
 //! talking all the time) still reaches the caller. Noise suppression is off in both
-//! runs, so the figure is the echo canceller's alone.
+//! runs, so the figure is the echo canceller's alone. It runs with the config's default
+//! alignment (by timestamps, `media.echo_delay_agnostic = false`), which keeps its figure
+//! with both cores busy.
 
 mod support;
 
@@ -64,11 +66,14 @@ fn echo_cancellation_removes_the_callers_own_voice() {
         drop >= 20.0,
         "echo cancellation takes off {drop:.1} dB, not 20"
     );
-    // Both talk at once the whole time (the worst case for a canceller): the person
-    // at the box is quieter while the caller talks (12-25 dB in runs here), but must
-    // not be muted. WebRTC's "high" suppression took it to -41..-47 dBFS.
+    // Both talk at once the whole time (the worst case for a canceller): the person at
+    // the box must still be heard nearly as loud. Measured 2.8-2.9 dB quieter with the
+    // default alignment by timestamps; WebRTC's delay-agnostic mode (the default before)
+    // took the voice 12-25 dB down, and 10-18 dB off the echo only on a busy CPU.
+    let voice_drop = voice_without - voice_with;
     assert!(
-        voice_with > -40.0,
-        "the person at the box is still heard: {voice_with:.1} dBFS with cancellation, {voice_without:.1} without"
+        voice_drop <= 10.0,
+        "the person at the box is still heard while the caller talks: {voice_with:.1} dBFS \
+         with cancellation, {voice_without:.1} without ({voice_drop:.1} dB quieter, at most 10)"
     );
 }

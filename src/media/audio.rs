@@ -13,8 +13,10 @@
 //!
 //! `webrtcdsp` looks its probe up by name when its caps are set, so the subscriber (with
 //! the probe) is built before the publisher; both run at 48 kHz (they must share a
-//! rate). `delay-agnostic` lets WebRTC's AEC find the speaker-to-microphone delay
-//! itself, which differs per board and USB sound card.
+//! rate). The probe lines the speaker's output up with the microphone by running time:
+//! both pipelines share one clock and base time, and the speaker pipeline's latency says
+//! when a sample is played. `media.echo_delay_agnostic` lets WebRTC estimate the delay
+//! from the signals instead (for a sound card that reports a wrong latency).
 
 use gst::prelude::*;
 
@@ -40,6 +42,8 @@ pub struct AudioPlan {
     pub echo_cancel: bool,
     /// Its `noise-suppression`.
     pub noise_suppression: bool,
+    /// Its `delay-agnostic` (`media.echo_delay_agnostic`).
+    pub delay_agnostic: bool,
     /// The simulated echo: delay, ms, and gain, dB.
     pub simulated_echo: Option<(u32, f64)>,
 }
@@ -51,6 +55,7 @@ impl AudioPlan {
             dsp: config.echo_cancellation || config.noise_suppression,
             echo_cancel: config.echo_cancellation,
             noise_suppression: config.noise_suppression,
+            delay_agnostic: config.echo_delay_agnostic,
             simulated_echo: (test_microphone && config.simulated_echo_delay_ms > 0).then_some((
                 config.simulated_echo_delay_ms,
                 config.simulated_echo_gain_db,
@@ -121,12 +126,17 @@ pub fn add_microphone(
         dsp.set_property("probe", ECHO_PROBE);
         dsp.set_property("echo-cancel", plan.echo_cancel);
         dsp.set_property("noise-suppression", plan.noise_suppression);
-        dsp.set_property("delay-agnostic", true);
+        // Off by default: the probe then hands WebRTC the speaker's samples that match
+        // each 10 ms of microphone by running time (speaker pipeline latency included).
+        // On, gst-plugins-bad 1.22 drains whatever the probe holds at that moment, so the
+        // alignment follows thread scheduling, and on a busy CPU the echo came back
+        // (tests/e2e_echo.rs: 10-18 dB less instead of 35-39).
+        dsp.set_property("delay-agnostic", plan.delay_agnostic);
         dsp.set_property("extended-filter", true);
         // WebRTC's default suppression ("moderate"). Measured with tests/e2e_echo.rs
-        // under constant double talk: "high" takes the echo down 57 dB but the voice
-        // of the person at the box 31-37 dB too; "moderate" 26-53 dB and 12-25 dB;
-        // "low" 19-20 dB and 8 dB.
+        // under constant double talk, in delay-agnostic mode: "high" takes the echo down
+        // 57 dB but the voice of the person at the box 31-37 dB too; "moderate" 26-53 dB
+        // and 12-25 dB; "low" 19-20 dB and 8 dB. By timestamps "moderate": 35-39, 3 dB.
         dsp.set_property_from_str("echo-suppression-level", "moderate");
         // No automatic gain: it would raise whatever echo is left along with the voice.
         dsp.set_property("gain-control", false);
@@ -250,7 +260,7 @@ mod tests {
             .find(|e| e.factory().is_some_and(|f| f.name() == "webrtcdsp"))
             .expect("a webrtcdsp");
         assert_eq!(dsp.property::<String>("probe"), ECHO_PROBE);
-        assert!(dsp.property::<bool>("echo-cancel") && dsp.property::<bool>("delay-agnostic"));
+        assert!(dsp.property::<bool>("echo-cancel") && !dsp.property::<bool>("delay-agnostic"));
         let s = gst::Pipeline::new();
         let sink = gst::ElementFactory::make("fakesink").build().unwrap();
         add_speaker(&s, sink, &plan).unwrap();
