@@ -102,6 +102,46 @@ fn event_unix_ms(caller: &callbox_testkit::PyPeer, name: &str) -> Option<f64> {
 struct Setup {
     to_caller: Vec<f64>,
     to_box: Vec<f64>,
+    /// Per call, ms from the start (invite or press) to what the caller saw: the box
+    /// joined the room, its video track published, the caller subscribed to it, and its
+    /// first frame decoded ([`STAGES`]).
+    stages: Vec<[f64; 4]>,
+}
+
+/// The caller's events that split set-up into stages: (event, a field that must match,
+/// its value, the stage's name in the report).
+const STAGES: [(&str, &str, &str, &str); 4] = [
+    (
+        "participant_connected",
+        "participant",
+        "box1",
+        "box_joined_room",
+    ),
+    ("track_published", "kind", "2", "box_video_published"),
+    ("remote_track", "kind", "video", "caller_subscribed"),
+    ("first_video_frame", "", "", "first_frame_decoded"),
+];
+
+/// The `unix_ms` of the caller's first event named `name` whose `field` is `value`
+/// (compared as text; any when `field` is empty).
+fn event_where(
+    caller: &callbox_testkit::PyPeer,
+    name: &str,
+    field: &str,
+    value: &str,
+) -> Option<f64> {
+    caller
+        .events()
+        .iter()
+        .find(|e| {
+            e["event"] == name
+                && (field.is_empty()
+                    || e[field]
+                        .as_str()
+                        .map_or_else(|| e[field].to_string(), str::to_owned)
+                        == value)
+        })
+        .and_then(|e| e["unix_ms"].as_f64())
 }
 
 /// `n` calls. `manual = false`: answered by themselves, timed from the invite;
@@ -116,6 +156,7 @@ fn setup(n: usize, manual: bool) -> Setup {
     let mut s = Setup {
         to_caller: vec![],
         to_box: vec![],
+        stages: vec![],
     };
     for _ in 0..n {
         let caller = w.dial(
@@ -139,6 +180,9 @@ fn setup(n: usize, manual: bool) -> Setup {
         };
         let first = event_unix_ms(&caller, "first_video_frame").expect("a first frame");
         s.to_caller.push(first - from);
+        let at =
+            STAGES.map(|(e, f, v, _)| event_where(&caller, e, f, v).map_or(f64::NAN, |t| t - from));
+        s.stages.push(at);
         let st = w.wait_status("the box's first frame", Duration::from_secs(20), |s| {
             s.first_video_received_unix_ms.is_some()
         });
@@ -628,6 +672,29 @@ fn main() {
         );
         json!({"p50_ms": p50, "p95_ms": p95, "samples_ms": xs})
     };
+    // Where set-up's time goes, from the caller's events: the median of each stage's
+    // increment over the previous one.
+    let stages = |what: &str, calls: &[[f64; 4]]| {
+        let mut out = serde_json::Map::new();
+        let mut text = vec![];
+        for (k, (_, _, _, name)) in STAGES.iter().enumerate() {
+            let xs: Vec<f64> = calls
+                .iter()
+                .map(|c| if k == 0 { c[0] } else { c[k] - c[k - 1] })
+                .filter(|x| x.is_finite())
+                .collect();
+            if xs.is_empty() {
+                continue;
+            }
+            let (p50, p95) = p50_p95(&xs);
+            text.push(format!("{name} +{p50:.0} (p95 +{p95:.0})"));
+            out.insert(name.to_string(), json!({"p50_ms": p50, "p95_ms": p95}));
+        }
+        if !text.is_empty() {
+            println!("bench: {what}, at the caller, ms: {}", text.join(", "));
+        }
+        Value::Object(out)
+    };
     let g2g = |what: &str, xs: &[f64]| {
         if xs.is_empty() {
             println!("bench: glass-to-glass {what}: no stamped frame read");
@@ -672,10 +739,12 @@ fn main() {
         "setup_auto": {
             "invite_to_caller_first_frame": line("auto: invite → caller's first frame of the box", &auto.to_caller),
             "invite_to_box_first_frame": line("auto: invite → box's first frame of the caller", &auto.to_box),
+            "stages": stages("auto: invite → caller's first frame by stage", &auto.stages),
         },
         "setup_manual": {
             "answer_to_caller_first_frame": line("manual: answer press → caller's first frame of the box", &manual.to_caller),
             "answer_to_box_first_frame": line("manual: answer press → box's first frame of the caller", &manual.to_box),
+            "stages": stages("manual: answer press → caller's first frame by stage", &manual.stages),
         },
         "cost": costs.iter().zip(&floors).map(|(c, f)| {
             println!(
