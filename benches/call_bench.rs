@@ -92,11 +92,7 @@ fn clock_ticks() -> f64 {
 
 /// The `unix_ms` of the caller's first event named `name`.
 fn event_unix_ms(caller: &callbox_testkit::PyPeer, name: &str) -> Option<f64> {
-    caller
-        .events()
-        .iter()
-        .find(|e| e["event"] == name)
-        .and_then(|e| e["unix_ms"].as_f64())
+    event_where(caller, name, "", "")
 }
 
 struct Setup {
