@@ -142,7 +142,7 @@ fn event_where(
 
 /// `n` calls. `manual = false`: answered by themselves, timed from the invite;
 /// `true`: ringing until the call button, timed from the press. Each side's first frame.
-fn setup(n: usize, manual: bool) -> Setup {
+fn setup(n: usize, manual: bool, keep_log: Option<&std::path::Path>) -> Setup {
     let extra = if manual {
         "[call]\nanswer = \"manual\"\n"
     } else {
@@ -189,6 +189,9 @@ fn setup(n: usize, manual: bool) -> Setup {
         w.wait_status("idle", Duration::from_secs(20), |s| {
             s.state == "idle" && !s.media_active
         });
+    }
+    if let Some(path) = keep_log {
+        std::fs::write(path, w.daemon_log()).expect("write the box's log");
     }
     s
 }
@@ -643,10 +646,37 @@ fn main() {
         }
         return;
     }
+    // CALL_BENCH_SETUP_ONLY=1: only set-up, both policies, keeping the box's logs
+    // (target/bench/setup-{auto,manual}.log) to read its own timeline.
+    if env_or("CALL_BENCH_SETUP_ONLY", 0) == 1 {
+        for manual in [false, true] {
+            let name = if manual { "manual" } else { "auto" };
+            let log = dir.join(format!("setup-{name}.log"));
+            let s = setup(n, manual, Some(&log));
+            let (p50, p95) = p50_p95(&s.to_caller);
+            let (b50, b95) = p50_p95(&s.to_box);
+            println!(
+                "bench: {name}: → caller's first frame p50 {p50:.0} ms, p95 {p95:.0} ms; \
+                 → box's first frame p50 {b50:.0} ms, p95 {b95:.0} ms ({n} calls; log {})",
+                log.display()
+            );
+            for (k, (_, _, _, stage)) in STAGES.iter().enumerate() {
+                let xs: Vec<f64> = s
+                    .stages
+                    .iter()
+                    .map(|c| c[k])
+                    .filter(|x| x.is_finite())
+                    .collect();
+                let (a, b) = p50_p95(&xs);
+                println!("bench: {name}:   {stage} at p50 {a:.0} ms, p95 {b:.0} ms");
+            }
+        }
+        return;
+    }
     let (idle_cpu, idle_rss) = idle(10);
     println!("bench: idle: box {idle_cpu:.1} % of a core, RSS {idle_rss:.0} MiB");
-    let auto = setup(n, false);
-    let manual = setup(n, true);
+    let auto = setup(n, false, None);
+    let manual = setup(n, true, None);
     let mut costs = vec![];
     let mut p2p = vec![];
     let mut floors = vec![];

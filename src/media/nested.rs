@@ -40,6 +40,8 @@ impl NestedSettings {
         };
         if factory.name() == "decodebin3" {
             share_decodebin_caps(element);
+        } else if matches!(factory.name().as_str(), "nicesrc" | "nicesink") {
+            pace_ice_checks(element);
         } else if factory.name() == "webrtcbin" {
             add_local_addresses(element, &self.ice_local_addresses);
             if let Some(ms) = self.jitter_buffer_ms {
@@ -72,6 +74,64 @@ pub(super) fn add_local_addresses(webrtcbin: &gst::Element, addresses: &[String]
             tracing::warn!(address = addr, "ICE agent refused local address");
         }
     }
+}
+
+/// libnice's connectivity-check pacing (timer Ta, ms) on the box's ICE agents.
+///
+/// libnice sends one check per Ta tick (its default, `NICE_AGENT_TIMER_TA_DEFAULT`, is
+/// 20 ms), and `webrtcbin` runs it with regular nomination (GStreamer 1.22
+/// `gstwebrtc/nice/nice.c`): after the first check succeeds the controlling side waits
+/// a tick to apply its stopping criterion and another to send the check that nominates
+/// the pair. Read in libnice's debug log on loopback (`NICE_DEBUG=libnice`): valid pair
+/// at +0 ms, "stopping criterion" at +21, the nominating check at +42, so about 40 ms of
+/// every call's set-up, on the publisher and again on the subscriber, was ticks.
+/// RFC 8445 §14.2 allows Ta down to 5 ms; a box has one or two host candidates, so the
+/// checks it paces are few.
+pub(super) const ICE_PACING_MS: u32 = 5;
+
+/// Sets [`ICE_PACING_MS`] on the `NiceAgent` of a `nicesrc`/`nicesink` that `webrtcbin`
+/// adds for a transport (its `agent` property; libnice's `stun-pacing-timer`), before
+/// its checks start. A libnice where that cannot be set after construction is left at
+/// its default (logged once per agent at debug).
+pub(super) fn pace_ice_checks(nice_element: &gst::Element) {
+    if nice_element.find_property("agent").is_none() {
+        return;
+    }
+    let Some(agent) = nice_element.property::<Option<glib::Object>>("agent") else {
+        return;
+    };
+    let Some(pspec) = agent.find_property("stun-pacing-timer") else {
+        return;
+    };
+    let flags = pspec.flags();
+    if !flags.contains(glib::ParamFlags::WRITABLE)
+        || flags.contains(glib::ParamFlags::CONSTRUCT_ONLY)
+    {
+        tracing::debug!("libnice's stun-pacing-timer cannot be set here; ICE keeps its pacing");
+        return;
+    }
+    if agent.property::<u32>("stun-pacing-timer") > ICE_PACING_MS {
+        agent.set_property("stun-pacing-timer", ICE_PACING_MS);
+    }
+}
+
+/// Applies [`pace_ice_checks`] to the `nicesrc`/`nicesink` elements `webrtcbin` adds
+/// inside itself from now on (for a `webrtcbin` outside the pipelines [`configure`]
+/// watches: `livekitwebrtcsink` runs each session in a pipeline of its own).
+pub(super) fn pace_ice_checks_inside(webrtcbin: &gst::Element) {
+    let Some(bin) = webrtcbin.downcast_ref::<gst::Bin>() else {
+        return;
+    };
+    bin.connect_deep_element_added(|_, _, element| {
+        super::guarded("deep-element-added", (), || {
+            if element
+                .factory()
+                .is_some_and(|f| matches!(f.name().as_str(), "nicesrc" | "nicesink"))
+            {
+                pace_ice_checks(element);
+            }
+        })
+    });
 }
 
 /// How many distinct caps [`share_decodebin_caps`] keeps (a call has one per kind of
@@ -268,5 +328,75 @@ mod tests {
         pipeline.add(&inner).expect("add bin");
         inner.add(&webrtcbin).expect("add webrtcbin");
         assert_eq!(webrtcbin.property::<u32>("latency"), 60);
+    }
+
+    /// The ICE agent of a `webrtcbin` the box runs (in a watched pipeline, or one handed
+    /// over by `livekitwebrtcsink`) paces its checks at [`ICE_PACING_MS`], not libnice's
+    /// 20 ms: its transport's `nicesrc`/`nicesink` exist once it has a local description.
+    #[test]
+    fn a_webrtcbins_ice_checks_are_paced_at_five_ms() {
+        gst::init().expect("gstreamer");
+        for watched_by_pipeline in [true, false] {
+            let Ok(webrtcbin) = gst::ElementFactory::make("webrtcbin").build() else {
+                println!("skipped: no webrtcbin element on this machine");
+                return;
+            };
+            let pipeline = gst::Pipeline::new();
+            if watched_by_pipeline {
+                configure(&pipeline, NestedSettings::default());
+            } else {
+                pace_ice_checks_inside(&webrtcbin);
+            }
+            pipeline.add(&webrtcbin).expect("add webrtcbin");
+            pipeline.set_state(gst::State::Ready).expect("READY");
+            webrtcbin.emit_by_name::<glib::Object>(
+                "add-transceiver",
+                &[
+                    &gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly,
+                    &gst::Caps::builder("application/x-rtp")
+                        .field("media", "audio")
+                        .field("encoding-name", "OPUS")
+                        .field("payload", 111i32)
+                        .field("clock-rate", 48000i32)
+                        .build(),
+                ],
+            );
+            let (tx, rx) = std::sync::mpsc::channel();
+            let promise = gst::Promise::with_change_func(move |reply| {
+                let _ = tx.send(reply.ok().flatten().map(|s| s.to_owned()));
+            });
+            webrtcbin.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+            let reply = rx
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .expect("an offer")
+                .expect("a reply");
+            let offer = reply
+                .get::<gst_webrtc::WebRTCSessionDescription>("offer")
+                .expect("offer");
+            let done = gst::Promise::new();
+            webrtcbin.emit_by_name::<()>("set-local-description", &[&offer, &done]);
+            let _ = done.wait();
+            let bin = webrtcbin.downcast_ref::<gst::Bin>().expect("a bin");
+            let nice: Vec<gst::Element> = bin
+                .iterate_recurse()
+                .into_iter()
+                .filter_map(Result::ok)
+                .filter(|e| {
+                    e.factory()
+                        .is_some_and(|f| matches!(f.name().as_str(), "nicesrc" | "nicesink"))
+                })
+                .collect();
+            assert!(!nice.is_empty(), "webrtcbin made its ICE transport");
+            for element in nice {
+                let agent = element.property::<glib::Object>("agent");
+                assert_eq!(
+                    agent.property::<u32>("stun-pacing-timer"),
+                    ICE_PACING_MS,
+                    "{} (watched by the pipeline: {watched_by_pipeline})",
+                    element.name()
+                );
+            }
+            pipeline.set_state(gst::State::Null).expect("NULL");
+        }
     }
 }

@@ -337,6 +337,7 @@ fn build_publisher(
         super::guarded("consumer-added", None, || {
             if let Some(webrtcbin) = args.get(2).and_then(|v| v.get::<gst::Element>().ok()) {
                 nested::add_local_addresses(&webrtcbin, &addresses);
+                nested::pace_ice_checks_inside(&webrtcbin);
             }
             flag.store(true, Ordering::Release);
             None
