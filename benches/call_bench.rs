@@ -83,6 +83,97 @@ fn cpu_rss(pid: u32) -> Option<(f64, u64)> {
     Some((ticks as f64 / clock_ticks(), rss))
 }
 
+/// Where `pid`'s resident memory is, from `/proc/PID/smaps`, MiB: anonymous memory
+/// (the heap, frame pools, thread stacks) in mappings of at least 1 MiB, in smaller
+/// ones, and file-backed memory (the binary and its libraries: shared with any other
+/// process using them, but counted in RSS), with the five largest files.
+fn rss_breakdown(pid: u32) -> Option<Value> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    let (mut anon_large, mut anon_small, mut file) = (0u64, 0u64, 0u64);
+    let mut by_file: std::collections::HashMap<String, u64> = Default::default();
+    // Anonymous mappings of at least 256 KiB by size (KiB, rounded to 64): glibc maps
+    // blocks that large one by one (`memory::MMAP_THRESHOLD`), so a video frame is one.
+    let mut by_size: std::collections::HashMap<u64, (u32, u64)> = Default::default();
+    let mut path = String::new();
+    let mut size_kib = 0u64;
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or_default();
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header: range perms offset dev inode [path].
+            path = f.nth(4).unwrap_or_default().to_owned();
+        } else if first == "Size:" {
+            size_kib = f.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        } else if first == "Rss:" {
+            let rss: u64 = f.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            if path.starts_with('/') {
+                file += rss;
+                *by_file.entry(path.clone()).or_default() += rss;
+            } else if size_kib >= 1024 {
+                anon_large += rss;
+                let e = by_size.entry(size_kib.div_ceil(64) * 64).or_default();
+                (e.0, e.1) = (e.0 + 1, e.1 + rss);
+            } else {
+                if size_kib >= 256 {
+                    let e = by_size.entry(size_kib.div_ceil(64) * 64).or_default();
+                    (e.0, e.1) = (e.0 + 1, e.1 + rss);
+                }
+                anon_small += rss;
+            }
+        }
+    }
+    let mut top: Vec<(String, u64)> = by_file.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1));
+    let mib = |k: u64| (k as f64 / 1024.0 * 10.0).round() / 10.0;
+    let mut sizes: Vec<(u64, (u32, u64))> = by_size.into_iter().collect();
+    sizes.sort_by(|a, b| b.1.1.cmp(&a.1.1));
+    Some(json!({
+        "largest_anon_mapping_sizes": sizes.iter().take(6).map(|(k, (n, rss))| json!({
+            "size_kib": k, "count": n, "resident_mib": mib(*rss)
+        })).collect::<Vec<_>>(),
+        "anon_in_mappings_of_1_mib_or_more_mib": mib(anon_large),
+        "anon_in_smaller_mappings_mib": mib(anon_small),
+        "file_backed_mib": mib(file),
+        "largest_files": top.iter().take(5).map(|(p, k)| json!({
+            "file": p.rsplit('/').next().unwrap_or(p), "mib": mib(*k)
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+/// One line of [`rss_breakdown`] for the console.
+fn rss_line(who: &str, b: &Value) -> String {
+    let files: Vec<String> = b["largest_files"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|f| format!("{} {}", f["file"].as_str().unwrap_or("?"), f["mib"]))
+                .collect()
+        })
+        .unwrap_or_default();
+    let sizes: Vec<String> = b["largest_anon_mapping_sizes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|m| {
+                    format!(
+                        "{} × {} KiB = {} MiB",
+                        m["count"], m["size_kib"], m["resident_mib"]
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "{who}: anonymous {} MiB in mappings of ≥ 1 MiB, {} MiB in smaller ones (by size: {}); \
+         files {} MiB ({})",
+        b["anon_in_mappings_of_1_mib_or_more_mib"],
+        b["anon_in_smaller_mappings_mib"],
+        sizes.join(", "),
+        b["file_backed_mib"],
+        files.join(", ")
+    )
+}
+
 /// `sysconf(_SC_CLK_TCK)`: the unit of `/proc/PID/stat`'s times.
 fn clock_ticks() -> f64 {
     // SAFETY: sysconf has no preconditions.
@@ -245,6 +336,8 @@ struct Cost {
     peer_peak_rss_mib: f64,
     box_fps_received: f64,
     peer_fps_received: f64,
+    /// [`rss_breakdown`] of the box at the end of the sampled seconds.
+    box_rss: Value,
 }
 
 /// A full-duplex call at `w`x`h`@30 for `secs` s: CPU and peak RSS of the box and of
@@ -287,6 +380,7 @@ fn cost(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path) -> Cost {
         box_latencies(&stamps, "decoded", 0).len(),
     );
     let s = sample(box_pid, peer_pid, secs);
+    let box_rss = rss_breakdown(box_pid).unwrap_or(Value::Null);
     let t = s.secs;
     let counts1 = support::caller_counts(&mut caller);
     let frames1 = (
@@ -316,6 +410,7 @@ fn cost(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path) -> Cost {
         peer_peak_rss_mib: s.b_peak_mib,
         box_fps_received: (frames1.0 - frames0.0) as f64 / t,
         peer_fps_received: (frames1.1 - frames0.1) as f64 / t,
+        box_rss,
     }
 }
 
@@ -409,6 +504,7 @@ fn floor(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path) -> Floor {
     };
     let frames0 = frames(&mut peer);
     let s = sample(child.id(), peer_pid, secs);
+    let rss = rss_breakdown(child.id()).unwrap_or(Value::Null);
     let frames1 = frames(&mut peer);
     let csv = format!(
         "t_s,floor_cpu_pct,floor_rss_mib,peer_cpu_pct,peer_rss_mib\n{}",
@@ -424,6 +520,7 @@ fn floor(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path) -> Floor {
         fps_received: frames1.0.saturating_sub(frames0.0) as f64 / s.secs,
         peer_cpu_s_per_min: s.b_cpu_s_per_min,
         peer_fps_received: frames1.1.saturating_sub(frames0.1) as f64 / s.secs,
+        rss,
     }
 }
 
@@ -436,6 +533,8 @@ struct Floor {
     peer_cpu_s_per_min: f64,
     /// The floor's video as the Python SDK peer decoded it, fps.
     peer_fps_received: f64,
+    /// [`rss_breakdown`] of the floor at the end of the sampled seconds.
+    rss: Value,
 }
 
 /// The floor itself: the `gst-launch-1.0` line below, with GStreamer's own
@@ -643,6 +742,10 @@ fn main() {
                 f.peer_cpu_s_per_min,
                 f.peer_fps_received
             );
+            println!(
+                "bench: floor {w}x{h} RSS, {}",
+                rss_line("the floor", &f.rss)
+            );
         }
         return;
     }
@@ -785,8 +888,11 @@ fn main() {
                 f.peer_cpu_s_per_min, f.peer_fps_received,
                 c.box_cpu_s_per_min / f.cpu_s_per_min
             );
+            println!("bench: call {} RSS, {}", c.size, rss_line("box", &c.box_rss));
+            println!("bench: call {} RSS, {}", c.size, rss_line("the floor", &f.rss));
             json!({
                 "size": c.size, "seconds": secs,
+                "rss_breakdown": {"box": c.box_rss, "gst_floor": f.rss},
                 "box": {"cpu_s_per_min": c.box_cpu_s_per_min, "peak_rss_mib": c.box_peak_rss_mib, "fps_received": c.box_fps_received},
                 "gst_floor": {"cpu_s_per_min": f.cpu_s_per_min, "peak_rss_mib": f.peak_rss_mib, "fps_received": f.fps_received,
                               "its_peer_cpu_s_per_min": f.peer_cpu_s_per_min, "its_peer_fps_received": f.peer_fps_received},
