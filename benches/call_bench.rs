@@ -91,9 +91,6 @@ fn rss_breakdown(pid: u32) -> Option<Value> {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
     let (mut anon_large, mut anon_small, mut file) = (0u64, 0u64, 0u64);
     let mut by_file: std::collections::HashMap<String, u64> = Default::default();
-    // Anonymous mappings of at least 256 KiB by size (KiB, rounded to 64): glibc maps
-    // blocks that large one by one (`memory::MMAP_THRESHOLD`), so a video frame is one.
-    let mut by_size: std::collections::HashMap<u64, (u32, u64)> = Default::default();
     let mut path = String::new();
     let mut size_kib = 0u64;
     for line in smaps.lines() {
@@ -111,26 +108,15 @@ fn rss_breakdown(pid: u32) -> Option<Value> {
                 *by_file.entry(path.clone()).or_default() += rss;
             } else if size_kib >= 1024 {
                 anon_large += rss;
-                let e = by_size.entry(size_kib.div_ceil(64) * 64).or_default();
-                (e.0, e.1) = (e.0 + 1, e.1 + rss);
             } else {
-                if size_kib >= 256 {
-                    let e = by_size.entry(size_kib.div_ceil(64) * 64).or_default();
-                    (e.0, e.1) = (e.0 + 1, e.1 + rss);
-                }
                 anon_small += rss;
             }
         }
     }
     let mut top: Vec<(String, u64)> = by_file.into_iter().collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1));
+    top.sort_by_key(|f| std::cmp::Reverse(f.1));
     let mib = |k: u64| (k as f64 / 1024.0 * 10.0).round() / 10.0;
-    let mut sizes: Vec<(u64, (u32, u64))> = by_size.into_iter().collect();
-    sizes.sort_by(|a, b| b.1.1.cmp(&a.1.1));
     Some(json!({
-        "largest_anon_mapping_sizes": sizes.iter().take(6).map(|(k, (n, rss))| json!({
-            "size_kib": k, "count": n, "resident_mib": mib(*rss)
-        })).collect::<Vec<_>>(),
         "anon_in_mappings_of_1_mib_or_more_mib": mib(anon_large),
         "anon_in_smaller_mappings_mib": mib(anon_small),
         "file_backed_mib": mib(file),
@@ -150,25 +136,10 @@ fn rss_line(who: &str, b: &Value) -> String {
                 .collect()
         })
         .unwrap_or_default();
-    let sizes: Vec<String> = b["largest_anon_mapping_sizes"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|m| {
-                    format!(
-                        "{} × {} KiB = {} MiB",
-                        m["count"], m["size_kib"], m["resident_mib"]
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
     format!(
-        "{who}: anonymous {} MiB in mappings of ≥ 1 MiB, {} MiB in smaller ones (by size: {}); \
-         files {} MiB ({})",
+        "{who}: anonymous {} MiB in mappings of ≥ 1 MiB, {} MiB in smaller ones; files {} MiB ({})",
         b["anon_in_mappings_of_1_mib_or_more_mib"],
         b["anon_in_smaller_mappings_mib"],
-        sizes.join(", "),
         b["file_backed_mib"],
         files.join(", ")
     )
