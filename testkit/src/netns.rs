@@ -172,7 +172,20 @@ impl NetNs {
     ///
     /// Errors: the relay cannot bind, or `nft` failed.
     pub fn delay_udp(&self, server: SocketAddr, delay: Duration) -> Result<UdpDelay, String> {
-        let relay = UdpDelay::start(&self.host_ip, server, delay)
+        self.delay_udp_with_jitter(server, delay, Duration::ZERO)
+    }
+
+    /// Like [`NetNs::delay_udp`], each datagram held `delay` plus a random time below
+    /// `jitter` ([`UdpDelay::start_with_jitter`]).
+    ///
+    /// Errors: the relay cannot bind, or `nft` failed.
+    pub fn delay_udp_with_jitter(
+        &self,
+        server: SocketAddr,
+        delay: Duration,
+        jitter: Duration,
+    ) -> Result<UdpDelay, String> {
+        let relay = UdpDelay::start_with_jitter(&self.host_ip, server, delay, jitter)
             .map_err(|e| format!("cannot start the delay relay: {e}"))?;
         let _ = self.nft("delete table ip callbox_delay\n");
         // Out: the box's datagrams to the server go to the relay. In: only what comes
