@@ -40,7 +40,7 @@ impl NestedSettings {
         };
         if factory.name() == "decodebin3" {
             share_decodebin_caps(element);
-        } else if matches!(factory.name().as_str(), "nicesrc" | "nicesink") {
+        } else if is_nice_element(element) {
             pace_ice_checks(element);
         } else if factory.name() == "webrtcbin" {
             add_local_addresses(element, &self.ice_local_addresses);
@@ -92,7 +92,7 @@ pub(super) const ICE_PACING_MS: u32 = 5;
 /// Sets [`ICE_PACING_MS`] on the `NiceAgent` of a `nicesrc`/`nicesink` that `webrtcbin`
 /// adds for a transport (its `agent` property; libnice's `stun-pacing-timer`), before
 /// its checks start. A libnice where that cannot be set after construction is left at
-/// its default (logged once per agent at debug).
+/// its default (logged at debug for each element).
 pub(super) fn pace_ice_checks(nice_element: &gst::Element) {
     if nice_element.find_property("agent").is_none() {
         return;
@@ -124,14 +124,19 @@ pub(super) fn pace_ice_checks_inside(webrtcbin: &gst::Element) {
     };
     bin.connect_deep_element_added(|_, _, element| {
         super::guarded("deep-element-added", (), || {
-            if element
-                .factory()
-                .is_some_and(|f| matches!(f.name().as_str(), "nicesrc" | "nicesink"))
-            {
+            if is_nice_element(element) {
                 pace_ice_checks(element);
             }
         })
     });
+}
+
+/// Whether `element` is one of libnice's GStreamer elements (`nicesrc`, `nicesink`),
+/// whose `agent` property is their ICE agent.
+fn is_nice_element(element: &gst::Element) -> bool {
+    element
+        .factory()
+        .is_some_and(|f| matches!(f.name().as_str(), "nicesrc" | "nicesink"))
 }
 
 /// How many distinct caps [`share_decodebin_caps`] keeps (a call has one per kind of
@@ -381,10 +386,7 @@ mod tests {
                 .iterate_recurse()
                 .into_iter()
                 .filter_map(Result::ok)
-                .filter(|e| {
-                    e.factory()
-                        .is_some_and(|f| matches!(f.name().as_str(), "nicesrc" | "nicesink"))
-                })
+                .filter(is_nice_element)
                 .collect();
             assert!(!nice.is_empty(), "webrtcbin made its ICE transport");
             for element in nice {
