@@ -15,6 +15,7 @@ pub mod display;
 mod elements;
 pub mod encoder;
 mod engine;
+mod keyframe;
 mod nested;
 mod pipeline;
 pub mod quality;

@@ -19,7 +19,8 @@ pub(super) struct NestedSettings {
     /// than its capture time the pipeline's sinks play each buffer; `None` leaves
     /// GStreamer's 200.
     pub jitter_buffer_ms: Option<u32>,
-    /// Depayloaders and libav decoders recover from loss ([`recover_settings`]).
+    /// Depayloaders and libav decoders recover from loss ([`recover_settings`]), and
+    /// every keyframe request leaves `webrtcbin` as a PLI ([`super::keyframe::ask_by_pli`]).
     pub recover_from_loss: bool,
 }
 
@@ -44,6 +45,9 @@ impl NestedSettings {
             pace_ice_checks(element);
         } else if factory.name() == "webrtcbin" {
             add_local_addresses(element, &self.ice_local_addresses);
+            if self.recover_from_loss {
+                super::keyframe::ask_by_pli(element);
+            }
             if let Some(ms) = self.jitter_buffer_ms {
                 element.set_property("latency", ms);
             }
@@ -176,7 +180,8 @@ fn share_decodebin_caps(decodebin: &gst::Element) {
 /// Never show a corrupt picture, and get a clean one soon after loss:
 /// - depayloaders (`rtph264depay`, `rtpvp8depay`, `rtpvp9depay`): `wait-for-keyframe`
 ///   (output nothing after a lost packet until a keyframe) and `request-keyframe` (ask
-///   the sender for one, RTCP PLI), both off by default in GStreamer 1.22;
+///   the sender for one; it asks for all headers, which `webrtcbin` sends as a PLI
+///   through [`super::keyframe::ask_by_pli`]), both off by default in GStreamer 1.22;
 /// - libav decoders (`avdec_h264`, …): `output-corrupt` off (gst-libav's default is on:
 ///   frames decoded without their reference are output, smeared and wrongly coloured).
 ///

@@ -631,6 +631,7 @@ fn build_subscriber(
             }
             let _ = bin.sync_state_with_parent();
             if let (Some(c), Ok(mut list)) = (channel, channels.lock()) {
+                super::keyframe::watch(&pipeline, pad, &sinkpad, &name);
                 tracing::info!(pad = %name, channel = %c, "remote video playing");
                 list.push((name.to_string(), c));
             }

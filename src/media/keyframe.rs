@@ -1,0 +1,340 @@
+//! Asks a remote participant for a keyframe while its video arrives but decodes
+//! nothing: the box's own picture-loss indication (RTCP PLI, RFC 4585 §6.3.1).
+//!
+//! A sender such as libwebrtc sends a keyframe when a stream starts and then only when
+//! a receiver asks. If that keyframe, or the SPS/PPS in front of it, never reaches the
+//! box's decoder, `h264parse` drops every following slice ("broken/invalid nal") and
+//! nothing in GStreamer 1.22 asks again: `rtph264depay`'s `request-keyframe` acts only
+//! on a packet the jitter buffer declared lost, and a packet from before the first one
+//! the box received is never declared lost. Seen with jitter from the first packet
+//! (`tests/e2e_netfaults.rs`): the box showed none of the caller's frames in 5 of 6
+//! calls, while the caller's video reached the SFU and the box's jitter buffer the
+//! whole time.
+//!
+//! So each remote video is watched for the whole call: every [`WINDOW`] in which RTP
+//! packets of that track left `webrtcbin` (after the jitter buffer) and not one frame
+//! came out of its decoder, the box sends an upstream force-key-unit event into that
+//! `webrtcbin` source pad. `rtpbin` turns it into a PLI for the track's SSRC
+//! (GStreamer's `rtpptdemux` adds the payload type, `rtpssrcdemux` the SSRC, and
+//! `gst_rtp_session_event_recv_rtp_src` sends the PLI when the SDP offered
+//! `a=rtcp-fb:<pt> nack pli`); the SFU forwards it to the sender. A track that sends
+//! nothing (muted, or its sender gone) is not asked.
+//!
+//! Every keyframe request the subscriber sends is a PLI, never a FIR ([`ask_by_pli`]):
+//! `rtpsession` answers a request with all headers by a FIR when the SDP also offers
+//! `ccm fir`, as LiveKit's does, and livekit-server 1.13 ignores that FIR. GStreamer
+//! writes it as RFC 5104 §4.3.1.2 says, with media source SSRC 0 in the common header
+//! and the SSRC in the FCI, while livekit-server's `DownTrack.handleRTCP` compares the
+//! header's media SSRC with the track's. Measured: 40 FIRs in 20 s brought no keyframe
+//! and the caller never appeared; the first PLI did.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use gst::prelude::*;
+
+/// How long a remote video may deliver packets and decode no frame before the box asks
+/// for a keyframe; also the time between two requests while that lasts (ms-scale: a
+/// keyframe at 640x480 costs the sender ~10–30 KiB).
+pub(super) const WINDOW: Duration = Duration::from_millis(500);
+
+/// Watches the remote video `remote` (a `livekitwebrtcsrc` source pad in `pipeline`)
+/// whose decoded frames pass `decoded` (the sink pad of its playback branch), until
+/// the pad is unlinked or the pipeline is gone, and asks for a keyframe as the module
+/// says. One thread per remote video, named `keyframe-watch`; `track` names the
+/// video in the log.
+pub(super) fn watch(pipeline: &gst::Pipeline, remote: &gst::Pad, decoded: &gst::Pad, track: &str) {
+    let frames = count_buffers(decoded);
+    let msid = remote
+        .find_property("msid")
+        .and_then(|_| remote.property::<Option<String>>("msid"));
+    let weak_pipeline = pipeline.downgrade();
+    let weak_decoded = decoded.downgrade();
+    let name = track.to_owned();
+    let spawned = std::thread::Builder::new()
+        .name("keyframe-watch".into())
+        .spawn(move || {
+            let track = name;
+            // The webrtcbin pads of this track, with their packet counters (found
+            // again while none is known: the watch may start before webrtcbin's pad).
+            let mut sources: Vec<(gst::Pad, Arc<AtomicU64>)> = Vec::new();
+            let mut watch = Watch::default();
+            loop {
+                std::thread::sleep(WINDOW);
+                let Some(pipeline) = weak_pipeline.upgrade() else {
+                    return;
+                };
+                if !weak_decoded.upgrade().is_some_and(|p| p.is_linked()) {
+                    return;
+                }
+                if sources.is_empty() {
+                    sources = webrtcbin_video_pads(&pipeline, msid.as_deref())
+                        .into_iter()
+                        .map(|pad| {
+                            let packets = count_buffers(&pad);
+                            (pad, packets)
+                        })
+                        .collect();
+                }
+                let packets = sources.iter().map(|(_, n)| n.load(Ordering::Relaxed)).sum();
+                match watch.tick(packets, frames.load(Ordering::Relaxed)) {
+                    Verdict::Fine => {}
+                    Verdict::Recovered { requests } => tracing::info!(
+                        track = %track, requests,
+                        "the remote video decodes again"
+                    ),
+                    Verdict::Stalled { request } => {
+                        let sent = sources.iter().filter(|(pad, _)| request_keyframe(pad)).count();
+                        if request == 1 {
+                            tracing::info!(
+                                track = %track, sent,
+                                "the remote video arrives but decodes nothing: asking its sender for a keyframe"
+                            );
+                        } else {
+                            tracing::debug!(track = %track, request, sent, "asking again for a keyframe");
+                        }
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(track = %track, error = %e, "cannot watch the remote video for a missing keyframe");
+    }
+}
+
+/// What one [`WINDOW`] of a remote video says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// Frames decoded, or no packets arrived (nothing to ask for).
+    Fine,
+    /// Packets arrived and no frame decoded: ask for a keyframe (`request`: 1 for the
+    /// first window of this stall).
+    Stalled { request: u32 },
+    /// Frames decode again after a stall that took `requests` keyframe requests.
+    Recovered { requests: u32 },
+}
+
+/// The pure part of a watch: packet and frame counts at the end of each window.
+#[derive(Debug, Default)]
+pub(super) struct Watch {
+    packets: u64,
+    frames: u64,
+    requests: u32,
+}
+
+impl Watch {
+    /// Feeds the counters (totals since the watch started) at the end of a window.
+    pub(super) fn tick(&mut self, packets: u64, frames: u64) -> Verdict {
+        let new_packets = packets > self.packets;
+        let new_frames = frames > self.frames;
+        self.packets = packets;
+        self.frames = frames;
+        if new_frames {
+            let requests = std::mem::take(&mut self.requests);
+            return if requests > 0 {
+                Verdict::Recovered { requests }
+            } else {
+                Verdict::Fine
+            };
+        }
+        if !new_packets {
+            return Verdict::Fine;
+        }
+        self.requests += 1;
+        Verdict::Stalled {
+            request: self.requests,
+        }
+    }
+}
+
+/// Counts the buffers that pass `pad` from now on.
+fn count_buffers(pad: &gst::Pad) -> Arc<AtomicU64> {
+    let n = Arc::new(AtomicU64::new(0));
+    let counter = n.clone();
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        move |_, info| {
+            let add = match &info.data {
+                Some(gst::PadProbeData::BufferList(list)) => list.len() as u64,
+                _ => 1,
+            };
+            counter.fetch_add(add, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        },
+    );
+    n
+}
+
+/// The video source pads of every `webrtcbin` inside `pipeline` that carry the track
+/// `msid` (GstWebRTCBinPad's `msid`, the SDP's `a=msid`), or all of them when the
+/// track has none.
+fn webrtcbin_video_pads(pipeline: &gst::Pipeline, msid: Option<&str>) -> Vec<gst::Pad> {
+    pipeline
+        .iterate_recurse()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.factory().is_some_and(|f| f.name() == "webrtcbin"))
+        .flat_map(|webrtcbin| webrtcbin.src_pads())
+        .filter(|pad| {
+            let video = pad
+                .current_caps()
+                .and_then(|c| {
+                    c.structure(0)
+                        .map(|s| s.get::<&str>("media") == Ok("video"))
+                })
+                .unwrap_or(false);
+            let same_track = match msid {
+                Some(msid) => {
+                    pad.find_property("msid").is_some()
+                        && pad.property::<Option<String>>("msid").as_deref() == Some(msid)
+                }
+                None => true,
+            };
+            video && same_track
+        })
+        .collect()
+}
+
+/// Makes every keyframe request that leaves through a source pad of the subscriber's
+/// `webrtcbin` a PLI (see the module): an upstream force-key-unit event asking for all
+/// headers (as `rtph264depay`'s `request-keyframe` sends after a lost packet) is
+/// rewritten to ask for none. libwebrtc puts SPS/PPS in front of every IDR picture
+/// anyway. Applies to the pads the element adds from now on.
+pub(super) fn ask_by_pli(webrtcbin: &gst::Element) {
+    webrtcbin.connect_pad_added(|_, pad| {
+        if pad.direction() == gst::PadDirection::Src {
+            pli_not_fir(pad);
+        }
+    });
+}
+
+/// The probe of [`ask_by_pli`] on one pad.
+pub(super) fn pli_not_fir(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, |_, info| {
+        super::guarded("keyframe-request-probe", gst::PadProbeReturn::Ok, || {
+            let Some(gst::PadProbeData::Event(event)) = &info.data else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let Ok(request) = gst_video::UpstreamForceKeyUnitEvent::parse(event) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if request.all_headers {
+                let pli = gst_video::UpstreamForceKeyUnitEvent::builder()
+                    .running_time(request.running_time)
+                    .all_headers(false)
+                    .count(request.count)
+                    .seqnum(event.seqnum())
+                    .build();
+                info.data = Some(gst::PadProbeData::Event(pli));
+            }
+            gst::PadProbeReturn::Ok
+        })
+    });
+}
+
+/// Sends an upstream force-key-unit event into `webrtcbin_pad` (no headers asked: a
+/// PLI, see [`ask_by_pli`]); whether an element took it.
+fn request_keyframe(webrtcbin_pad: &gst::Pad) -> bool {
+    webrtcbin_pad.send_event(
+        gst_video::UpstreamForceKeyUnitEvent::builder()
+            .all_headers(false)
+            .build(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A keyframe request asking for all headers (a FIR to `rtpsession`) leaves a
+    /// subscriber's `webrtcbin` pad asking for none (a PLI), with its running time and
+    /// count; other upstream events pass as they are.
+    #[test]
+    fn a_keyframe_request_leaves_as_a_pli() {
+        gst::init().expect("gstreamer");
+        let pipeline =
+            gst::parse::launch("fakesrc name=src num-buffers=1 ! identity name=webrtcbin ! fakesink name=sink async=false")
+                .expect("pipeline")
+                .downcast::<gst::Pipeline>()
+                .expect("a pipeline");
+        let pad_of = |element: &str, pad: &str| {
+            pipeline
+                .by_name(element)
+                .and_then(|e| e.static_pad(pad))
+                .expect("pad")
+        };
+        pli_not_fir(&pad_of("webrtcbin", "src"));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        pad_of("src", "src").add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+            if let Some(gst::PadProbeData::Event(e)) = &info.data {
+                record.lock().unwrap().push(e.clone());
+            }
+            gst::PadProbeReturn::Ok
+        });
+        // Pads pass events only once active.
+        pipeline.set_state(gst::State::Paused).expect("paused");
+        let sink = pad_of("sink", "sink");
+        let fir = gst_video::UpstreamForceKeyUnitEvent::builder()
+            .running_time(gst::ClockTime::from_mseconds(1500))
+            .all_headers(true)
+            .count(3)
+            .build();
+        let seqnum = fir.seqnum();
+        sink.push_event(fir);
+        sink.push_event(gst::event::Reconfigure::new());
+        pipeline.set_state(gst::State::Null).expect("stopped");
+        let seen = seen.lock().unwrap();
+        let requests: Vec<_> = seen
+            .iter()
+            .filter_map(|e| gst_video::UpstreamForceKeyUnitEvent::parse(e).ok())
+            .collect();
+        assert_eq!(requests.len(), 1, "one keyframe request reached upstream");
+        assert!(!requests[0].all_headers, "asks for no headers: a PLI");
+        assert_eq!(
+            requests[0].running_time,
+            Some(gst::ClockTime::from_mseconds(1500))
+        );
+        assert_eq!(requests[0].count, 3);
+        let request = seen
+            .iter()
+            .find(|e| e.type_() == gst::EventType::CustomUpstream);
+        assert_eq!(request.map(|e| e.seqnum()), Some(seqnum));
+        assert!(
+            seen.iter()
+                .any(|e| e.type_() == gst::EventType::Reconfigure),
+            "other events pass"
+        );
+    }
+
+    /// A video that decodes is never asked for a keyframe.
+    #[test]
+    fn a_video_that_decodes_is_left_alone() {
+        let mut w = Watch::default();
+        assert_eq!(w.tick(40, 15), Verdict::Fine);
+        assert_eq!(w.tick(80, 30), Verdict::Fine);
+    }
+
+    /// Packets without frames ask once per window until a frame decodes, which is
+    /// reported once with the number of requests.
+    #[test]
+    fn packets_without_frames_ask_each_window_until_a_frame_decodes() {
+        let mut w = Watch::default();
+        assert_eq!(w.tick(40, 0), Verdict::Stalled { request: 1 });
+        assert_eq!(w.tick(80, 0), Verdict::Stalled { request: 2 });
+        assert_eq!(w.tick(120, 3), Verdict::Recovered { requests: 2 });
+        assert_eq!(w.tick(160, 18), Verdict::Fine);
+        // A freeze later in the call starts counting from one again.
+        assert_eq!(w.tick(200, 18), Verdict::Stalled { request: 1 });
+    }
+
+    /// A track that sends nothing (muted, or its sender gone) is not asked.
+    #[test]
+    fn a_silent_track_is_not_asked() {
+        let mut w = Watch::default();
+        assert_eq!(w.tick(0, 0), Verdict::Fine);
+        assert_eq!(w.tick(40, 15), Verdict::Fine);
+        assert_eq!(w.tick(40, 15), Verdict::Fine);
+    }
+}
