@@ -135,6 +135,33 @@ pub(super) fn pace_ice_checks_inside(webrtcbin: &gst::Element) {
     });
 }
 
+/// Gives every `appsink` that `livekitwebrtcsink` adds inside itself (one per input
+/// stream, behind a `clocksync`: gst-plugins-rs 0.15 `webrtcsink/imp.rs`
+/// `InputStream::prepare`) a processing deadline of 0 (GstBaseSink's
+/// `processing-deadline`, 20 ms by default).
+///
+/// Those appsinks render nothing: they hand each buffer to the session's encoder
+/// pipeline. But a sink that syncs adds its deadline to the latency it reports, the
+/// publisher pipeline's latency is the largest of those (a camera at 30 fps: 33 ms
+/// + 20 = 53 ms), and the `clocksync` then holds every frame until its capture time
+/// plus that latency: 20 ms of every frame's glass-to-glass time spent waiting. With
+/// 0 the pipeline's latency is the sources' own (33 ms at 30 fps). Buffers later than
+/// that are passed on at once (appsink drops no late buffer: `max-lateness` -1).
+pub(super) fn hand_off_without_deadline(webrtcsink: &gst::Element) {
+    let Some(bin) = webrtcsink.downcast_ref::<gst::Bin>() else {
+        return;
+    };
+    bin.connect_element_added(|_, element| {
+        super::guarded("element-added", (), || {
+            if element.factory().is_some_and(|f| f.name() == "appsink")
+                && element.find_property("processing-deadline").is_some()
+            {
+                element.set_property("processing-deadline", 0u64);
+            }
+        })
+    });
+}
+
 /// Whether `element` is one of libnice's GStreamer elements (`nicesrc`, `nicesink`),
 /// whose `agent` property is their ICE agent.
 fn is_nice_element(element: &gst::Element) -> bool {
@@ -405,5 +432,51 @@ mod tests {
             }
             pipeline.set_state(gst::State::Null).expect("NULL");
         }
+    }
+
+    /// A 30 fps live source into an `appsink` that `livekitwebrtcsink` adds (here a bin
+    /// standing for it): the pipeline's latency is the source's 33 ms, not 33 + the
+    /// sink's 20 ms processing deadline, so webrtcsink's `clocksync` does not hold
+    /// each frame 20 ms longer than it needs.
+    #[test]
+    fn the_publishers_latency_is_its_sources_own() {
+        gst::init().expect("gstreamer");
+        let latency_ms = |hand_off: bool| {
+            let pipeline = gst::parse::launch(
+                "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=30/1 \
+                 ! queue name=last",
+            )
+            .expect("pipeline")
+            .downcast::<gst::Pipeline>()
+            .expect("a pipeline");
+            let webrtcsink = gst::Bin::new();
+            if hand_off {
+                hand_off_without_deadline(webrtcsink.upcast_ref());
+            }
+            pipeline.add(&webrtcsink).expect("add bin");
+            let appsink = gst::ElementFactory::make("appsink")
+                .build()
+                .expect("appsink");
+            webrtcsink.add(&appsink).expect("add appsink");
+            let pad = gst::GhostPad::with_target(&appsink.static_pad("sink").unwrap())
+                .expect("ghost pad");
+            webrtcsink.add_pad(&pad).expect("add pad");
+            pipeline
+                .by_name("last")
+                .unwrap()
+                .link(&webrtcsink)
+                .expect("link");
+            pipeline.set_state(gst::State::Playing).expect("PLAYING");
+            let (state, _, _) = pipeline.state(gst::ClockTime::from_seconds(5));
+            assert!(state.is_ok(), "the pipeline plays");
+            let mut q = gst::query::Latency::new();
+            assert!(pipeline.query(&mut q), "latency query");
+            let (live, min, _) = q.result();
+            pipeline.set_state(gst::State::Null).expect("NULL");
+            assert!(live);
+            min.mseconds()
+        };
+        assert_eq!(latency_ms(false), 53, "GStreamer's default: 33 + 20 ms");
+        assert_eq!(latency_ms(true), 33, "the source's own");
     }
 }

@@ -323,6 +323,7 @@ fn build_publisher(
     signaller.set_property("ws-url", url);
     signaller.set_property("auth-token", token);
     nested::set_ice_servers(&sink, plan);
+    nested::hand_off_without_deadline(&sink);
     sink.set_property("video-caps", gst::Caps::builder("video/x-h264").build());
     sink.set_property("audio-caps", gst::Caps::builder("audio/x-opus").build());
     sink.set_property(
