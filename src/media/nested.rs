@@ -143,7 +143,7 @@ pub(super) fn pace_ice_checks_inside(webrtcbin: &gst::Element) {
 /// Those appsinks render nothing: they hand each buffer to the session's encoder
 /// pipeline. But a sink that syncs adds its deadline to the latency it reports, the
 /// publisher pipeline's latency is the largest of those (a camera at 30 fps: 33 ms
-/// + 20 = 53 ms), and the `clocksync` then holds every frame until its capture time
+/// plus 20, 53 ms), and the `clocksync` then holds every frame until its capture time
 /// plus that latency: 20 ms of every frame's glass-to-glass time spent waiting. With
 /// 0 the pipeline's latency is the sources' own (33 ms at 30 fps). Buffers later than
 /// that are passed on at once (appsink drops no late buffer: `max-lateness` -1).
