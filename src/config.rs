@@ -384,8 +384,12 @@ pub struct MediaConfig {
     /// How long the receiving jitter buffers hold packets before they are decoded, ms:
     /// the delay the box adds to the caller's picture and sound to smooth out network
     /// jitter and to wait for retransmissions (NACK) of lost packets. webrtcbin's
-    /// `latency` property. Default 200 (GStreamer's); 10 to 2000. The QEMU lab's
-    /// CPU-starved box lost 35 % of its packets at 80 and 17 % at 200 (one run each).
+    /// `latency` property. Default 100 (GStreamer's is 200); 10 to 2000. At 100 a
+    /// retransmission still arrives in time on a path with up to ~80 ms of RTT, and 40 ms
+    /// of jitter or 10 % loss with 200 ms of RTT showed no fewer frames than at 200
+    /// (`tests/e2e_netfaults.rs`, 2026-11-24). A CPU-starved box needs more: the QEMU
+    /// lab's lost 35 % of its packets at 80 and 17 % at 200 (one run each) and runs
+    /// with 1000.
     #[serde(default = "default_jitter_buffer_ms")]
     pub jitter_buffer_ms: u32,
 }
@@ -501,7 +505,7 @@ fn default_watchdog_ms() -> u64 {
     30_000
 }
 fn default_jitter_buffer_ms() -> u32 {
-    200
+    100
 }
 fn default_socket() -> PathBuf {
     PathBuf::from("/run/callbox/control.sock")

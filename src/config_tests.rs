@@ -18,7 +18,7 @@ fn minimal_file_gets_documented_defaults() {
         (640, 480, 30)
     );
     assert_eq!(c.media.max_video_bitrate_kbps, 1500);
-    assert_eq!(c.media.jitter_buffer_ms, 200);
+    assert_eq!(c.media.jitter_buffer_ms, 100);
     assert_eq!(c.control.socket, PathBuf::from("/run/callbox/control.sock"));
     assert_eq!(c.hub.reconnect_max_ms, 30_000);
 }
