@@ -35,20 +35,29 @@ use std::time::Duration;
 use gst::prelude::*;
 
 /// How long a remote video may deliver packets and decode no frame before the box asks
-/// for a keyframe; also the time between two requests while that lasts (ms-scale: a
-/// keyframe at 640x480 costs the sender ~10–30 KiB).
+/// for a keyframe; also the time between two requests while that lasts. Each request
+/// costs the sender a keyframe (tens of KiB at 640x480), so not much shorter.
 pub(super) const WINDOW: Duration = Duration::from_millis(500);
 
 /// Watches the remote video `remote` (a `livekitwebrtcsrc` source pad in `pipeline`)
-/// whose decoded frames pass `decoded` (the sink pad of its playback branch), until
-/// the pad is unlinked or the pipeline is gone, and asks for a keyframe as the module
-/// says. One thread per remote video, named `keyframe-watch`; `track` names the
-/// video in the log.
+/// whose decoded frames pass `decoded` (the sink pad of its playback branch), and asks
+/// for a keyframe as the module says, until the pipeline leaves PAUSED/PLAYING, is
+/// gone, or the branch is unlinked (checked once per [`WINDOW`]). One thread per remote
+/// video, named `keyframe-watch`; `track` names the video in the log. A track without
+/// an `msid` (webrtcbin's pad property, the SDP's `a=msid`) cannot be told from the
+/// call's other videos and is not watched.
 pub(super) fn watch(pipeline: &gst::Pipeline, remote: &gst::Pad, decoded: &gst::Pad, track: &str) {
-    let frames = count_buffers(decoded);
     let msid = remote
         .find_property("msid")
         .and_then(|_| remote.property::<Option<String>>("msid"));
+    let Some(msid) = msid else {
+        tracing::debug!(
+            track,
+            "the remote video has no msid: not watched for a missing keyframe"
+        );
+        return;
+    };
+    let frames = count_buffers(decoded);
     let weak_pipeline = pipeline.downgrade();
     let weak_decoded = decoded.downgrade();
     let name = track.to_owned();
@@ -65,14 +74,17 @@ pub(super) fn watch(pipeline: &gst::Pipeline, remote: &gst::Pad, decoded: &gst::
                 let Some(pipeline) = weak_pipeline.upgrade() else {
                     return;
                 };
-                if !weak_decoded.upgrade().is_some_and(|p| p.is_linked()) {
+                // A call's pipelines go to NULL when it ends; the branch stays linked.
+                if pipeline.current_state() < gst::State::Paused
+                    || !weak_decoded.upgrade().is_some_and(|p| p.is_linked())
+                {
                     return;
                 }
                 if sources.is_empty() {
-                    sources = webrtcbin_video_pads(&pipeline, msid.as_deref())
+                    sources = webrtcbin_video_pads(&pipeline, &msid)
                         .into_iter()
                         .map(|pad| {
-                            let packets = count_buffers(&pad);
+                            let packets = count_media_packets(&pad);
                             (pad, packets)
                         })
                         .collect();
@@ -148,29 +160,88 @@ impl Watch {
     }
 }
 
-/// Counts the buffers that pass `pad` from now on.
+/// Counts the buffers (decoded frames) that pass `pad` from now on.
 fn count_buffers(pad: &gst::Pad) -> Arc<AtomicU64> {
     let n = Arc::new(AtomicU64::new(0));
     let counter = n.clone();
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
         move |_, info| {
-            let add = match &info.data {
-                Some(gst::PadProbeData::BufferList(list)) => list.len() as u64,
-                _ => 1,
-            };
-            counter.fetch_add(add, Ordering::Relaxed);
-            gst::PadProbeReturn::Ok
+            super::guarded("keyframe-count-probe", gst::PadProbeReturn::Ok, || {
+                let add = match &info.data {
+                    Some(gst::PadProbeData::BufferList(list)) => list.len() as u64,
+                    _ => 1,
+                };
+                counter.fetch_add(add, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            })
         },
     );
     n
 }
 
+/// Counts the RTP packets with media in them that pass `pad` from now on. Padding-only
+/// packets ([`rtp_has_payload`]), which an SFU sends to probe the bandwidth, also to a
+/// track it has paused, are not counted: they bring no frame to wait for.
+fn count_media_packets(pad: &gst::Pad) -> Arc<AtomicU64> {
+    let n = Arc::new(AtomicU64::new(0));
+    let counter = n.clone();
+    let with_media = |buffer: &gst::BufferRef| {
+        buffer
+            .map_readable()
+            .is_ok_and(|map| rtp_has_payload(map.as_slice()))
+    };
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        move |_, info| {
+            super::guarded("keyframe-packet-probe", gst::PadProbeReturn::Ok, || {
+                let add = match &info.data {
+                    Some(gst::PadProbeData::Buffer(buffer)) => u64::from(with_media(buffer)),
+                    Some(gst::PadProbeData::BufferList(list)) => {
+                        list.iter().filter(|b| with_media(b)).count() as u64
+                    }
+                    _ => 0,
+                };
+                counter.fetch_add(add, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            })
+        },
+    );
+    n
+}
+
+/// Whether the RTP packet `data` carries payload (RFC 3550 §5.1: the payload follows
+/// the 12-byte header, 4 bytes per CSRC and, with the X bit, the header extension, and
+/// ends before the padding the P bit announces in the last byte); `false` for a
+/// padding-only packet or anything too short to be RTP version 2.
+pub(super) fn rtp_has_payload(data: &[u8]) -> bool {
+    let Some(&first) = data.first() else {
+        return false;
+    };
+    if data.len() < 12 || first >> 6 != 2 {
+        return false;
+    }
+    let mut header = 12 + 4 * usize::from(first & 0x0f);
+    if first & 0x10 != 0 {
+        let Some(words) = data.get(header + 2..header + 4) else {
+            return false;
+        };
+        header += 4 + 4 * usize::from(u16::from_be_bytes([words[0], words[1]]));
+    }
+    let padding = if first & 0x20 != 0 {
+        data.last().map_or(0, |&p| usize::from(p))
+    } else {
+        0
+    };
+    data.len() > header + padding
+}
+
 /// The video source pads of every `webrtcbin` inside `pipeline` that carry the track
-/// `msid` (GstWebRTCBinPad's `msid`, the SDP's `a=msid`), or all of them when the
-/// track has none.
-fn webrtcbin_video_pads(pipeline: &gst::Pipeline, msid: Option<&str>) -> Vec<gst::Pad> {
-    pipeline
+/// `msid` (GstWebRTCBinPad's `msid`, the SDP's `a=msid`), each once.
+fn webrtcbin_video_pads(pipeline: &gst::Pipeline, msid: &str) -> Vec<gst::Pad> {
+    let mut pads: Vec<gst::Pad> = Vec::new();
+    // The iterator starts over when the bin changes meanwhile: a pad may come twice.
+    let found = pipeline
         .iterate_recurse()
         .into_iter()
         .filter_map(Result::ok)
@@ -184,16 +255,16 @@ fn webrtcbin_video_pads(pipeline: &gst::Pipeline, msid: Option<&str>) -> Vec<gst
                         .map(|s| s.get::<&str>("media") == Ok("video"))
                 })
                 .unwrap_or(false);
-            let same_track = match msid {
-                Some(msid) => {
-                    pad.find_property("msid").is_some()
-                        && pad.property::<Option<String>>("msid").as_deref() == Some(msid)
-                }
-                None => true,
-            };
-            video && same_track
-        })
-        .collect()
+            video
+                && pad.find_property("msid").is_some()
+                && pad.property::<Option<String>>("msid").as_deref() == Some(msid)
+        });
+    for pad in found {
+        if !pads.contains(&pad) {
+            pads.push(pad);
+        }
+    }
+    pads
 }
 
 /// Makes every keyframe request that leaves through a source pad of the subscriber's
@@ -203,9 +274,11 @@ fn webrtcbin_video_pads(pipeline: &gst::Pipeline, msid: Option<&str>) -> Vec<gst
 /// anyway. Applies to the pads the element adds from now on.
 pub(super) fn ask_by_pli(webrtcbin: &gst::Element) {
     webrtcbin.connect_pad_added(|_, pad| {
-        if pad.direction() == gst::PadDirection::Src {
-            pli_not_fir(pad);
-        }
+        super::guarded("pad-added", (), || {
+            if pad.direction() == gst::PadDirection::Src {
+                pli_not_fir(pad);
+            }
+        })
     });
 }
 
@@ -234,7 +307,8 @@ pub(super) fn pli_not_fir(pad: &gst::Pad) {
 }
 
 /// Sends an upstream force-key-unit event into `webrtcbin_pad` (no headers asked: a
-/// PLI, see [`ask_by_pli`]); whether an element took it.
+/// PLI, see [`ask_by_pli`]); whether it was delivered (`rtpsession` takes it even for
+/// an SSRC it does not know, so not proof that a PLI went out).
 fn request_keyframe(webrtcbin_pad: &gst::Pad) -> bool {
     webrtcbin_pad.send_event(
         gst_video::UpstreamForceKeyUnitEvent::builder()
@@ -327,6 +401,34 @@ mod tests {
         assert_eq!(w.tick(160, 18), Verdict::Fine);
         // A freeze later in the call starts counting from one again.
         assert_eq!(w.tick(200, 18), Verdict::Stalled { request: 1 });
+    }
+
+    /// RTP packets with media count; padding-only ones (an SFU's bandwidth probes), and
+    /// what is not RTP, do not.
+    #[test]
+    fn only_packets_with_payload_count_as_media() {
+        let header = [0x80u8, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 42];
+        let with = |extra: &[u8]| [&header[..], extra].concat();
+        assert!(rtp_has_payload(&with(&[0x65, 1, 2])), "a slice");
+        assert!(!rtp_has_payload(&header), "header only");
+        // P bit, 4 bytes of padding, nothing else.
+        let mut padding = with(&[0, 0, 0, 4]);
+        padding[0] |= 0x20;
+        assert!(!rtp_has_payload(&padding), "padding only");
+        let mut padded = with(&[0x65, 0, 0, 0, 4]);
+        padded[0] |= 0x20;
+        assert!(rtp_has_payload(&padded), "a byte of payload, then padding");
+        // One CSRC, and a one-word header extension: the payload is after both.
+        let mut extended = with(&[0, 0, 0, 7, 0xbe, 0xde, 0, 1, 0x10, 0, 0, 0]);
+        extended[0] |= 0x10 | 0x01;
+        assert!(
+            !rtp_has_payload(&extended),
+            "CSRC and extension, no payload"
+        );
+        extended.push(0x65);
+        assert!(rtp_has_payload(&extended), "CSRC, extension and payload");
+        assert!(!rtp_has_payload(&[0x40; 20]), "not RTP version 2");
+        assert!(!rtp_has_payload(&[]), "nothing");
     }
 
     /// A track that sends nothing (muted, or its sender gone) is not asked.
