@@ -217,6 +217,31 @@ pub enum VideoSource {
     Test,
 }
 
+/// The picture of `video_source = "test"` (`videotestsrc`'s `pattern`, same names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TestPattern {
+    /// A white ball moving on black: little to encode, a few hundred kbit/s at most.
+    #[default]
+    Ball,
+    /// SMPTE colour bars: to check the colours on the far side.
+    Smpte,
+    /// White noise: every frame new, so the encoder uses every kbit/s it is given; for
+    /// checking the bitrate cap and congestion control.
+    Snow,
+}
+
+impl TestPattern {
+    /// `videotestsrc`'s name for it.
+    pub fn nick(self) -> &'static str {
+        match self {
+            TestPattern::Ball => "ball",
+            TestPattern::Smpte => "smpte",
+            TestPattern::Snow => "snow",
+        }
+    }
+}
+
 /// Where the published audio comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -292,6 +317,9 @@ pub struct MediaConfig {
     /// Default `auto`.
     #[serde(default)]
     pub video_source: VideoSource,
+    /// What `video_source = "test"` shows. Default `ball`.
+    #[serde(default)]
+    pub test_pattern: TestPattern,
     /// V4L2 capture device. Default `/dev/video0`.
     #[serde(default = "default_video_device")]
     pub video_device: PathBuf,
@@ -354,7 +382,8 @@ pub struct MediaConfig {
     /// Gain of that simulated echo path, dB (−60 to 0). Default −6.
     #[serde(default = "default_simulated_echo_gain_db")]
     pub simulated_echo_gain_db: f64,
-    /// Upper bound of the published video bitrate, kbit/s. Default 1500.
+    /// Upper bound of the published video bitrate, kbit/s. Default 1500. Congestion
+    /// control moves the rate between 100 and this (`media::pipeline::rate_control`).
     #[serde(default = "default_max_bitrate_kbps")]
     pub max_video_bitrate_kbps: u32,
     /// The H.264 encoder element (e.g. `v4l2h264enc`), overriding the board's choice

@@ -18,6 +18,7 @@ fn minimal_file_gets_documented_defaults() {
         (640, 480, 30)
     );
     assert_eq!(c.media.max_video_bitrate_kbps, 1500);
+    assert_eq!(c.media.test_pattern, TestPattern::Ball);
     assert_eq!(c.media.jitter_buffer_ms, 100);
     assert_eq!(c.control.socket, PathBuf::from("/run/callbox/control.sock"));
     assert_eq!(c.hub.reconnect_max_ms, 30_000);
@@ -195,4 +196,15 @@ fn screen_keys_are_checked_and_named() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("bottom-right"), "lists the corners: {err}");
+}
+
+#[test]
+fn the_test_pattern_is_one_of_videotestsrcs_names() {
+    let c = parse(&format!("{MINIMAL}[media]\ntest_pattern = \"snow\"\n")).unwrap();
+    assert_eq!(c.media.test_pattern.nick(), "snow");
+    let err = parse(&format!("{MINIMAL}[media]\ntest_pattern = \"noise\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("test_pattern") || err.contains("noise"), "{err}");
+    assert!(err.contains("snow") && err.contains("smpte"), "lists them: {err}");
 }

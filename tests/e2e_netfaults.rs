@@ -10,12 +10,17 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use callbox_testkit::{NetNs, PyPeer, report};
+use callbox_testkit::{Link, NetNs, PyPeer, report};
 use support::*;
 
 /// A world whose box runs in its own network namespace, online and idle; `None` (and a
 /// SKIP line) where namespaces cannot be made.
 fn world_in_netns(test: &str) -> Option<World> {
+    world_in_netns_with(test, "")
+}
+
+/// [`world_in_netns`] with `media_extra` in the box's `[media]` section.
+fn world_in_netns_with(test: &str, media_extra: &str) -> Option<World> {
     let ns = match NetNs::create() {
         Ok(ns) => ns,
         Err(e) => {
@@ -30,6 +35,7 @@ fn world_in_netns(test: &str) -> Option<World> {
         return None;
     }
     let mut w = World::start_in_netns(ns);
+    w.media_extra = media_extra.to_owned();
     let cred = w.box_credential.clone();
     w.start_daemon(&cred);
     w.wait_status("online", Duration::from_secs(20), |s| {
@@ -318,6 +324,74 @@ fn a_jittery_network_from_the_start_still_shows_the_caller() {
         fps >= 10.0,
         "the box decoded {fps:.1} fps of the caller's video through the jitter; log tail:\n{}",
         log.lines().rev().take(30).collect::<Vec<_>>().join("\n")
+    );
+    ns.restore().unwrap();
+    hang_up(&w, caller);
+}
+
+/// A narrow uplink, as a home's DSL upload: the box's datagrams to livekit-server leave
+/// through testkit's relay at 500 kbit/s with a 200 ms drop-tail queue (and 20 ms each
+/// way), from the start of the call, and the box's test camera shows noise
+/// (`test_pattern = "snow"`), which x264 fills any bitrate with. The caller must get
+/// a moving picture, and the link must stop overflowing: the box's congestion control
+/// (`media::pipeline::rate_control`) brings its video under what the uplink carries.
+///
+/// Without congestion control the box sent x264's 2048 kbit/s start bitrate into the
+/// link whatever `max_video_bitrate_kbps` said, and most of it was dropped. Reports
+/// the caller's frame rate and the uplink's rate and drops in the last 10 s.
+#[test]
+fn a_narrow_uplink_slows_the_box_down_instead_of_losing_its_video() {
+    let test = "a_narrow_uplink_slows_the_box_down_instead_of_losing_its_video";
+    let Some(w) = world_in_netns_with(test, "test_pattern = \"snow\"") else {
+        return;
+    };
+    let ns = w.netns.as_ref().unwrap();
+    let server = format!("{}:{}", ns.host_ip, w.lk.rtc_udp_port)
+        .parse()
+        .unwrap();
+    let link = Link {
+        delay: Duration::from_millis(20),
+        uplink_kbps: Some(500),
+        uplink_queue: Duration::from_millis(200),
+        ..Link::default()
+    };
+    let relay = ns.shape_udp(server, link).expect("the relay starts");
+    let mut caller = call_box(&w);
+    // Congestion control's time to find the rate (it steps 2-30 % at a time).
+    std::thread::sleep(Duration::from_secs(10));
+    let (bytes0, dropped0, video0) = (
+        relay.uplink_bytes(),
+        relay.uplink_dropped(),
+        caller_video(&mut caller),
+    );
+    let t0 = Instant::now();
+    let mut freezes = 0;
+    let mut last = video0;
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = caller_video(&mut caller);
+        if now == last {
+            freezes += 1;
+        }
+        last = now;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let kbps = (relay.uplink_bytes() - bytes0) as f64 * 8.0 / secs / 1000.0;
+    let dropped = relay.uplink_dropped() - dropped0;
+    let fps = (last - video0) as f64 / secs;
+    report!(
+        "faults: a 500 kbit/s uplink with a 200 ms queue, the box sending noise: the \
+         caller sees {fps:.1} fps ({freezes} one-second freezes); the box sends \
+         {kbps:.0} kbit/s through it with {dropped} datagrams dropped in {secs:.0} s"
+    );
+    assert!(
+        dropped < 50,
+        "the uplink dropped {dropped} of the box's datagrams in {secs:.0} s: it sends \
+         more than the link carries ({kbps:.0} kbit/s got through)"
+    );
+    assert!(
+        fps >= 10.0 && freezes == 0,
+        "the caller saw {fps:.1} fps with {freezes} one-second freezes"
     );
     ns.restore().unwrap();
     hang_up(&w, caller);

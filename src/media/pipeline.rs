@@ -307,6 +307,33 @@ pub(super) fn first_error(p: &gst::Pipeline) -> Option<String> {
     None
 }
 
+/// The publisher's congestion control: webrtcsink's own controller (`homegrown`,
+/// gst-plugins-rs 0.15 `webrtcsink/homegrown_cc.rs`), which reads the SFU's transport-wide
+/// congestion control feedback (TWCC: loss, and sent against received bitrate) and sets
+/// the encoder's bitrate between [`MIN_VIDEO_BITRATE_KBPS`] and `max_kbps`, downscaling
+/// and dropping frames when the rate gets low. It starts at `max_kbps`, at most
+/// [`START_VIDEO_BITRATE_KBPS`].
+///
+/// webrtcsink's default, `gcc`, needs `rtpgccbwe` (gst-plugin-rtp), which the box does not
+/// build: without it webrtcsink did no congestion control and left a software encoder at
+/// its 2048 kbit/s start bitrate whatever `max-bitrate` said. A hardware encoder whose
+/// bitrate webrtcsink cannot set (`v4l2h264enc`) gets no TWCC and keeps the bitrate
+/// `media::encoder` gives it.
+pub(super) fn rate_control(sink: &gst::Element, max_kbps: u32) {
+    let max = max_kbps.saturating_mul(1000);
+    sink.set_property_from_str("congestion-control", "homegrown");
+    sink.set_property("min-bitrate", MIN_VIDEO_BITRATE_KBPS.min(max_kbps) * 1000);
+    sink.set_property("max-bitrate", max);
+    sink.set_property("start-bitrate", (START_VIDEO_BITRATE_KBPS * 1000).min(max));
+}
+
+/// The lowest video bitrate congestion control goes down to, kbit/s: below it a
+/// 320x240 picture is mush (webrtcsink's own floor is 1).
+pub const MIN_VIDEO_BITRATE_KBPS: u32 = 100;
+/// The video bitrate a call starts at, kbit/s (at most `media.max_video_bitrate_kbps`);
+/// congestion control raises it 3-5 % a step while the network keeps up.
+pub const START_VIDEO_BITRATE_KBPS: u32 = 1000;
+
 fn build_publisher(
     plan: &MediaPlan,
     url: &str,
@@ -326,10 +353,7 @@ fn build_publisher(
     nested::hand_off_without_deadline(&sink);
     sink.set_property("video-caps", gst::Caps::builder("video/x-h264").build());
     sink.set_property("audio-caps", gst::Caps::builder("audio/x-opus").build());
-    sink.set_property(
-        "max-bitrate",
-        cfg.max_video_bitrate_kbps.saturating_mul(1000),
-    );
+    rate_control(&sink, cfg.max_video_bitrate_kbps);
     // webrtcsink runs each session's webrtcbin in a pipeline of its own; it announces
     // it here, in READY, before negotiating.
     let flag = joined.clone();
@@ -449,7 +473,7 @@ fn add_camera(
         SourceKind::Test => {
             let e = make("videotestsrc", W)?;
             e.set_property("is-live", true);
-            e.set_property_from_str("pattern", "ball");
+            e.set_property_from_str("pattern", cfg.test_pattern.nick());
             e
         }
     };
@@ -724,5 +748,30 @@ mod tests {
             defaults.apply(&sink);
             assert_eq!(sink.property::<Option<String>>("driver-name"), None);
         }
+    }
+
+    /// The cap reaches webrtcsink's congestion control as its ceiling, and the call
+    /// starts at or under it: before, x264 started (and stayed) at webrtcsink's 2048
+    /// kbit/s whatever `max_video_bitrate_kbps` said.
+    #[test]
+    fn the_bitrate_cap_bounds_congestion_control() {
+        gst::init().expect("gstreamer");
+        // A second registration in this process only says "already registered".
+        let _ = gstrswebrtc::plugin_register_static();
+        let sink = gst::ElementFactory::make("livekitwebrtcsink")
+            .build()
+            .expect("livekitwebrtcsink");
+        let kbps = |p: &str| sink.property::<u32>(p) / 1000;
+        for (max, start, min) in [(1500, 1000, 100), (300, 300, 100), (100, 100, 100)] {
+            rate_control(&sink, max);
+            assert_eq!(
+                (kbps("max-bitrate"), kbps("start-bitrate"), kbps("min-bitrate")),
+                (max, start, min),
+                "max_video_bitrate_kbps = {max}"
+            );
+        }
+        let cc = sink.property_value("congestion-control");
+        let nick = glib::EnumValue::from_value(&cc).map(|(_, v)| v.nick().to_owned());
+        assert_eq!(nick.as_deref(), Some("homegrown"));
     }
 }

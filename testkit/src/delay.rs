@@ -22,6 +22,50 @@ pub struct UdpDelay {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
     relayed: Arc<AtomicU64>,
+    uplink: Arc<UplinkCounters>,
+}
+
+/// The path a relay stands for: a delay and jitter each way, and optionally a narrow
+/// uplink (box → server), as a home's DSL or mobile upload.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Link {
+    /// Held each way, at least.
+    pub delay: Duration,
+    /// Plus a uniformly random time below this, each way (datagrams can overtake).
+    pub jitter: Duration,
+    /// The uplink's capacity, kbit/s (IP payload: the UDP datagrams' own bytes). `None`:
+    /// as fast as the relay goes.
+    pub uplink_kbps: Option<u32>,
+    /// How much the uplink's queue holds, as time at its capacity; a datagram that
+    /// would wait longer is dropped (drop-tail, as a modem's buffer). Only with
+    /// `uplink_kbps`.
+    pub uplink_queue: Duration,
+}
+
+#[derive(Debug, Default)]
+struct UplinkCounters {
+    bytes: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// The uplink's bottleneck: when its queue drains (`free_at`), and whether a datagram
+/// of `len` bytes arriving `now` fits; if so, when it has left the bottleneck.
+struct Bottleneck {
+    kbps: u32,
+    queue: Duration,
+    free_at: Instant,
+}
+
+impl Bottleneck {
+    fn admit(&mut self, now: Instant, len: usize) -> Option<Instant> {
+        let start = self.free_at.max(now);
+        if start - now > self.queue {
+            return None;
+        }
+        let bits = len as u64 * 8;
+        self.free_at = start + Duration::from_micros(bits * 1000 / u64::from(self.kbps.max(1)));
+        Some(self.free_at)
+    }
 }
 
 /// One datagram on its way: from which socket, to where, when.
@@ -97,11 +141,35 @@ impl UdpDelay {
         delay: Duration,
         jitter: Duration,
     ) -> std::io::Result<Self> {
+        Self::start_link(
+            listen_ip,
+            upstream,
+            Link {
+                delay,
+                jitter,
+                ..Link::default()
+            },
+        )
+    }
+
+    /// A relay for `link`: its delay and jitter each way, and its uplink's capacity
+    /// for the datagrams to `upstream` (each leaves the bottleneck, then is held the
+    /// delay).
+    ///
+    /// Errors: a socket cannot be bound.
+    pub fn start_link(listen_ip: &str, upstream: SocketAddr, link: Link) -> std::io::Result<Self> {
         let delay = Delay {
-            base: delay,
-            jitter,
+            base: link.delay,
+            jitter: link.jitter,
             state: Arc::new(AtomicU64::new(0x9E37_79B9_7F4A_7C15)),
         };
+        let uplink = Arc::new(UplinkCounters::default());
+        let counters = uplink.clone();
+        let mut bottleneck = link.uplink_kbps.map(|kbps| Bottleneck {
+            kbps,
+            queue: link.uplink_queue,
+            free_at: Instant::now(),
+        });
         let tick = Some(Duration::from_millis(200));
         let front = Arc::new(UdpSocket::bind((listen_ip, 0))?);
         front.set_read_timeout(tick)?;
@@ -174,7 +242,19 @@ impl UdpDelay {
                         b
                     }
                 };
-                let due = Instant::now() + delay.next();
+                let now = Instant::now();
+                let left = match bottleneck.as_mut() {
+                    None => now,
+                    Some(b) => match b.admit(now, n) {
+                        Some(at) => at,
+                        None => {
+                            counters.dropped.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    },
+                };
+                counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                let due = left + delay.next();
                 if queue
                     .send((back, upstream, buf[..n].to_vec(), due))
                     .is_err()
@@ -187,12 +267,23 @@ impl UdpDelay {
             addr,
             stop,
             relayed,
+            uplink: uplink.clone(),
         })
     }
 
     /// Datagrams relayed so far, both ways.
     pub fn relayed(&self) -> u64 {
         self.relayed.load(Ordering::Relaxed)
+    }
+
+    /// Bytes (UDP payload) the uplink has let through so far, box → server.
+    pub fn uplink_bytes(&self) -> u64 {
+        self.uplink.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Datagrams the uplink's full queue has dropped so far.
+    pub fn uplink_dropped(&self) -> u64 {
+        self.uplink.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -266,6 +357,57 @@ mod tests {
             got.push((i, sent[i as usize].elapsed()));
         }
         got
+    }
+
+    /// A 400 kbit/s uplink with 100 ms of queue, offered 1200-byte datagrams at
+    /// ~1.9 Mbit/s for 1 s: what gets through arrives at the link's rate, the rest is
+    /// dropped, and nothing waits much longer than the queue.
+    #[test]
+    fn a_narrow_uplink_passes_its_rate_and_drops_the_rest() {
+        let upstream = UdpSocket::bind("127.0.0.1:0").expect("upstream socket");
+        upstream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let relay = UdpDelay::start_link(
+            "127.0.0.1",
+            upstream.local_addr().unwrap(),
+            Link {
+                uplink_kbps: Some(400),
+                uplink_queue: Duration::from_millis(100),
+                ..Link::default()
+            },
+        )
+        .expect("relay starts");
+        let client = UdpSocket::bind("127.0.0.1:0").expect("client socket");
+        let payload = [7u8; 1200];
+        let t0 = Instant::now();
+        let mut sent = 0u64;
+        while t0.elapsed() < Duration::from_secs(1) {
+            client.send_to(&payload, relay.addr).unwrap();
+            sent += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut got = 0u64;
+        let mut last = t0;
+        let mut buf = [0u8; 2048];
+        while upstream.recv_from(&mut buf).is_ok() {
+            got += 1;
+            last = Instant::now();
+        }
+        let secs = last.duration_since(t0).as_secs_f64();
+        let kbps = (got * 1200 * 8) as f64 / secs / 1000.0;
+        assert!(sent > 100, "offered {sent} datagrams");
+        assert_eq!(got + relay.uplink_dropped(), sent, "each one passed or dropped");
+        assert_eq!(relay.uplink_bytes(), got * 1200);
+        assert!(
+            (300.0..=480.0).contains(&kbps),
+            "{got} of {sent} through at {kbps:.0} kbit/s"
+        );
+        assert!(
+            last.duration_since(t0) < Duration::from_millis(1250),
+            "the last one came {:?} after the first was sent: the queue held more than 100 ms",
+            last.duration_since(t0)
+        );
     }
 
     /// Without jitter every datagram is held the delay and they stay in order.

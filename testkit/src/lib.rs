@@ -15,7 +15,7 @@ mod livekit;
 mod netns;
 mod pypeer;
 
-pub use delay::UdpDelay;
+pub use delay::{Link, UdpDelay};
 pub use livekit::{LiveKit, LiveKitOptions};
 pub use netns::NetNs;
 pub use pypeer::PyPeer;

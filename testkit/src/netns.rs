@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::UdpDelay;
+use crate::{Link, UdpDelay};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -185,7 +185,23 @@ impl NetNs {
         delay: Duration,
         jitter: Duration,
     ) -> Result<UdpDelay, String> {
-        let relay = UdpDelay::start_with_jitter(&self.host_ip, server, delay, jitter)
+        self.shape_udp(
+            server,
+            Link {
+                delay,
+                jitter,
+                ..Link::default()
+            },
+        )
+    }
+
+    /// Like [`NetNs::delay_udp`], the box's UDP to and from `server` through a relay
+    /// that stands for `link` ([`UdpDelay::start_link`]): its delay and jitter, and a
+    /// narrow uplink if it has one.
+    ///
+    /// Errors: the relay cannot bind, or `nft` failed.
+    pub fn shape_udp(&self, server: SocketAddr, link: Link) -> Result<UdpDelay, String> {
+        let relay = UdpDelay::start_link(&self.host_ip, server, link)
             .map_err(|e| format!("cannot start the delay relay: {e}"))?;
         let _ = self.nft("delete table ip callbox_delay\n");
         // Out: the box's datagrams to the server go to the relay. In: only what comes
