@@ -205,6 +205,12 @@ fn the_test_pattern_is_one_of_videotestsrcs_names() {
     let err = parse(&format!("{MINIMAL}[media]\ntest_pattern = \"noise\"\n"))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("test_pattern") || err.contains("noise"), "{err}");
-    assert!(err.contains("snow") && err.contains("smpte"), "lists them: {err}");
+    assert!(
+        err.contains("test_pattern") || err.contains("noise"),
+        "{err}"
+    );
+    assert!(
+        err.contains("snow") && err.contains("smpte"),
+        "lists them: {err}"
+    );
 }

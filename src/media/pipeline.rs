@@ -765,7 +765,11 @@ mod tests {
         for (max, start, min) in [(1500, 1000, 100), (300, 300, 100), (100, 100, 100)] {
             rate_control(&sink, max);
             assert_eq!(
-                (kbps("max-bitrate"), kbps("start-bitrate"), kbps("min-bitrate")),
+                (
+                    kbps("max-bitrate"),
+                    kbps("start-bitrate"),
+                    kbps("min-bitrate")
+                ),
                 (max, start, min),
                 "max_video_bitrate_kbps = {max}"
             );

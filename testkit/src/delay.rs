@@ -45,6 +45,7 @@ pub struct Link {
 #[derive(Debug, Default)]
 struct UplinkCounters {
     bytes: AtomicU64,
+    passed: AtomicU64,
     dropped: AtomicU64,
 }
 
@@ -254,6 +255,7 @@ impl UdpDelay {
                     },
                 };
                 counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                counters.passed.fetch_add(1, Ordering::Relaxed);
                 let due = left + delay.next();
                 if queue
                     .send((back, upstream, buf[..n].to_vec(), due))
@@ -279,6 +281,11 @@ impl UdpDelay {
     /// Bytes (UDP payload) the uplink has let through so far, box → server.
     pub fn uplink_bytes(&self) -> u64 {
         self.uplink.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Datagrams the uplink has let through so far, box → server.
+    pub fn uplink_passed(&self) -> u64 {
+        self.uplink.passed.load(Ordering::Relaxed)
     }
 
     /// Datagrams the uplink's full queue has dropped so far.
@@ -397,8 +404,13 @@ mod tests {
         let secs = last.duration_since(t0).as_secs_f64();
         let kbps = (got * 1200 * 8) as f64 / secs / 1000.0;
         assert!(sent > 100, "offered {sent} datagrams");
-        assert_eq!(got + relay.uplink_dropped(), sent, "each one passed or dropped");
+        assert_eq!(
+            got + relay.uplink_dropped(),
+            sent,
+            "each one passed or dropped"
+        );
         assert_eq!(relay.uplink_bytes(), got * 1200);
+        assert_eq!(relay.uplink_passed(), got);
         assert!(
             (300.0..=480.0).contains(&kbps),
             "{got} of {sent} through at {kbps:.0} kbit/s"
