@@ -338,12 +338,15 @@ fn a_jittery_network_from_the_start_still_shows_the_caller() {
 ///
 /// Without congestion control the box sent x264's 2048 kbit/s start bitrate into the
 /// link whatever `max_video_bitrate_kbps` said, and the caller did not get 30 frames
-/// in 60 s. Reports the caller's frame rate and the uplink's rate and drops in the
-/// last 10 s.
+/// in 60 s. Reports the caller's frame rate and the uplink's rate and drops over
+/// 15 s, after 10 s to settle.
 #[test]
 fn a_narrow_uplink_slows_the_box_down_instead_of_losing_its_video() {
     let test = "a_narrow_uplink_slows_the_box_down_instead_of_losing_its_video";
-    let Some(w) = world_in_netns_with(test, "test_pattern = \"snow\"") else {
+    // The cap pinned at its default: the call starts at 1200 kbit/s, over twice what
+    // the link carries.
+    let media = "test_pattern = \"snow\"\nmax_video_bitrate_kbps = 1500";
+    let Some(w) = world_in_netns_with(test, media) else {
         return;
     };
     let ns = w.netns.as_ref().unwrap();
@@ -369,7 +372,7 @@ fn a_narrow_uplink_slows_the_box_down_instead_of_losing_its_video() {
     let t0 = Instant::now();
     let mut freezes = 0;
     let mut last = video0;
-    for _ in 0..10 {
+    for _ in 0..15 {
         std::thread::sleep(Duration::from_secs(1));
         let now = caller_video(&mut caller);
         if now == last {
@@ -397,9 +400,18 @@ fn a_narrow_uplink_slows_the_box_down_instead_of_losing_its_video() {
         "the uplink dropped {dropped} of the box's {offered} datagrams in {secs:.0} s: \
          it sends more than the link carries ({kbps:.0} kbit/s got through)"
     );
+    // ... and uses the link: a controller stuck at its 100 kbit/s floor would show mush.
     assert!(
-        fps >= 10.0 && freezes <= 2,
-        "the caller saw {fps:.1} fps with {freezes} one-second freezes"
+        kbps >= 150.0,
+        "the box sent only {kbps:.0} kbit/s through a 500 kbit/s link"
+    );
+    // The controller probes upwards into the link's loss now and then, and a frame
+    // that cannot be repaired costs the caller up to a second, until the keyframe it
+    // asks for: a moving picture, not a perfect one (without congestion control the
+    // caller does not get 30 frames in a minute).
+    assert!(
+        fps >= 8.0 && freezes <= 5,
+        "the caller saw {fps:.1} fps with {freezes} one-second freezes in {secs:.0} s"
     );
     ns.restore().unwrap();
     hang_up(&w, caller);

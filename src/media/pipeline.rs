@@ -309,10 +309,12 @@ pub(super) fn first_error(p: &gst::Pipeline) -> Option<String> {
 
 /// The publisher's congestion control: webrtcsink's own controller (`homegrown`,
 /// gst-plugins-rs 0.15 `webrtcsink/homegrown_cc.rs`), which reads the SFU's transport-wide
-/// congestion control feedback (TWCC: loss, and sent against received bitrate) and sets
-/// the encoder's bitrate between [`MIN_VIDEO_BITRATE_KBPS`] and `max_kbps`, downscaling
-/// and dropping frames when the rate gets low. It starts at `max_kbps`, at most
-/// [`START_VIDEO_BITRATE_KBPS`].
+/// congestion control feedback (TWCC: loss, sent against received bitrate, the growth of
+/// inter-arrival delays) and sets the encoder's bitrate between
+/// [`MIN_VIDEO_BITRATE_KBPS`] and `max_kbps`. webrtcsink's mitigation modes go with the
+/// rate (`default_configure_mitigation_mode`): under 2000 kbit/s at most 720 lines,
+/// under 1000 kbit/s 360 lines, under 500 kbit/s half the frame rate. A call starts at
+/// [`START_VIDEO_BITRATE_KBPS`], or `max_kbps` if lower.
 ///
 /// webrtcsink's default, `gcc`, needs `rtpgccbwe` (gst-plugin-rtp), which the box does not
 /// build: without it webrtcsink did no congestion control and left a software encoder at
@@ -331,8 +333,9 @@ pub(super) fn rate_control(sink: &gst::Element, max_kbps: u32) {
 /// 320x240 picture is mush (webrtcsink's own floor is 1).
 pub const MIN_VIDEO_BITRATE_KBPS: u32 = 100;
 /// The video bitrate a call starts at, kbit/s (at most `media.max_video_bitrate_kbps`);
-/// congestion control raises it 3-5 % a step while the network keeps up.
-pub const START_VIDEO_BITRATE_KBPS: u32 = 1000;
+/// congestion control moves it from there. Above 1000, where webrtcsink scales the
+/// picture down to 360 lines, so that the first small step down does not.
+pub const START_VIDEO_BITRATE_KBPS: u32 = 1200;
 
 fn build_publisher(
     plan: &MediaPlan,
@@ -762,7 +765,7 @@ mod tests {
             .build()
             .expect("livekitwebrtcsink");
         let kbps = |p: &str| sink.property::<u32>(p) / 1000;
-        for (max, start, min) in [(1500, 1000, 100), (300, 300, 100), (100, 100, 100)] {
+        for (max, start, min) in [(1500, 1200, 100), (300, 300, 100), (100, 100, 100)] {
             rate_control(&sink, max);
             assert_eq!(
                 (
