@@ -52,14 +52,28 @@ fn world_with_delay(
     delay: Duration,
     jitter: Duration,
 ) -> Option<(World, callbox_testkit::UdpDelay)> {
-    let w = world_in_netns(test)?;
+    let link = Link {
+        delay,
+        jitter,
+        ..Link::default()
+    };
+    world_with_link(test, "", link)
+}
+
+/// [`world_in_netns_with`] (`media_extra` in `[media]`) with the box's media to
+/// livekit-server through a relay that stands for `link`, from the start. Keep the
+/// relay for the test's length.
+fn world_with_link(
+    test: &str,
+    media_extra: &str,
+    link: Link,
+) -> Option<(World, callbox_testkit::UdpDelay)> {
+    let w = world_in_netns_with(test, media_extra)?;
     let ns = w.netns.as_ref().unwrap();
     let server = format!("{}:{}", ns.host_ip, w.lk.rtc_udp_port)
         .parse()
         .unwrap();
-    let relay = ns
-        .delay_udp_with_jitter(server, delay, jitter)
-        .expect("the delay relay starts");
+    let relay = ns.shape_udp(server, link).expect("the relay starts");
     Some((w, relay))
 }
 
@@ -346,20 +360,16 @@ fn a_narrow_uplink_slows_the_box_down_instead_of_losing_its_video() {
     // The cap pinned at its default: the call starts at 1200 kbit/s, over twice what
     // the link carries.
     let media = "test_pattern = \"snow\"\nmax_video_bitrate_kbps = 1500";
-    let Some(w) = world_in_netns_with(test, media) else {
-        return;
-    };
-    let ns = w.netns.as_ref().unwrap();
-    let server = format!("{}:{}", ns.host_ip, w.lk.rtc_udp_port)
-        .parse()
-        .unwrap();
     let link = Link {
         delay: Duration::from_millis(20),
         uplink_kbps: Some(500),
         uplink_queue: Duration::from_millis(200),
         ..Link::default()
     };
-    let relay = ns.shape_udp(server, link).expect("the relay starts");
+    let Some((w, relay)) = world_with_link(test, media, link) else {
+        return;
+    };
+    let ns = w.netns.as_ref().unwrap();
     let mut caller = call_box(&w);
     // Congestion control's time to find the rate (it steps 2-30 % at a time).
     std::thread::sleep(Duration::from_secs(10));
