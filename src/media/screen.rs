@@ -43,13 +43,26 @@ const SCREEN_QUEUE: &str = "screen-queue";
 /// Composed frames at most waiting for the sink; older ones are dropped.
 const SCREEN_QUEUE_FRAMES: u32 = 2;
 
-/// The pixel format the screen is composed in: 8-bit BGRA, which the compositor
-/// blends with per-pad alpha and kmssink's usual XRGB8888 plane takes after a cheap
-/// conversion. Left open, videotestsrc's first format won the negotiation (ABGR64_LE,
-/// 8 bytes a pixel: 7 MiB a 1280x720 frame, every tile converted to it); a replica of
-/// the idle screen used 43 % of a core with it and 17 % with BGRA. I420 (22 %) lost
-/// the self-view tile and darkened the text's shading, so not that.
-const COMPOSED_FORMAT: &str = "BGRA";
+/// The pixel format the screen is composed in: 8-bit BGRx, i.e. DRM's XRGB8888, the
+/// format of kmssink's usual primary plane, so composed frames go to the display
+/// unconverted. No alpha channel: every tile is opaque, and the bands' and a hidden
+/// tile's translucency is the compositor pad's `alpha`. An opaque format lets GStreamer
+/// 1.22's compositor copy a pad at `alpha` 1 row by row instead of blending each pixel,
+/// and skip what a pad above covers (`_pad_obscures_rectangle` counts only pads whose
+/// format has no alpha), the black fill under a full-screen background included. BGRA
+/// blended each tile pixel by pixel. Left open, videotestsrc's first format won the
+/// negotiation (ABGR64_LE, 8 bytes a pixel: 7 MiB a 1280x720 frame, every tile
+/// converted to it); a replica of the idle screen used 43 % of a core with it and 17 %
+/// with BGRA. I420 (22 %) lost the self-view tile and darkened the text's shading, so
+/// not that.
+const COMPOSED_FORMAT: &str = "BGRx";
+
+/// Frames per second of the composed screen while nothing on it moves (no video tile
+/// shown: idle, ringing, an audio call, a blank screen), or `screen.framerate` if
+/// lower. Its texts change once a second at most, and a banner (the volume bar) shows
+/// within 1/10 s. Composing the idle screen at 30 fps cost a box 10 % of a core here
+/// for a picture that changes once a minute.
+pub const STILL_FRAMERATE: u32 = 10;
 
 /// Background colour (ARGB): a slate blue that no test pattern uses (far from black).
 const BACKGROUND: u32 = 0xff28_3060;
@@ -103,6 +116,9 @@ pub struct Screen {
     self_view: bool,
     /// Drops frames before the sink while the display is off.
     valve: gst::Element,
+    /// The composed frame rate: `screen.framerate` while a video tile shows, else
+    /// [`STILL_FRAMERATE`].
+    pace: Pace,
     /// The display's power (`kmssink` only, when the card opened and its connector has
     /// DPMS). Last: `kmssink` renders through its fd until the pipeline stops.
     display: Option<super::display::Display>,
@@ -179,13 +195,8 @@ impl Screen {
         background.set_property("is-live", true);
         background.set_property_from_str("pattern", "solid-color");
         background.set_property("foreground-color", BACKGROUND);
-        let framerate = gst::Fraction::new(config.framerate.max(1) as i32, 1);
-        let caps = gst::Caps::builder("video/x-raw")
-            .field("format", COMPOSED_FORMAT)
-            .field("width", width as i32)
-            .field("height", height as i32)
-            .field("framerate", framerate)
-            .build();
+        let framerate = config.framerate.max(1);
+        let caps = composed_caps(width, height, framerate);
         let bg_caps = make("capsfilter")?;
         bg_caps.set_property("caps", &caps);
         let mixer = make("compositor")?;
@@ -193,16 +204,13 @@ impl Screen {
         let out_caps = make("capsfilter")?;
         // The output's rate is fixed here: left open, the compositor takes the highest
         // rate of its inputs (the tiles' intervideosrc run at 30 fps) and ignored
-        // `screen.framerate`.
-        out_caps.set_property(
-            "caps",
-            gst::Caps::builder("video/x-raw")
-                .field("format", COMPOSED_FORMAT)
-                .field("width", width as i32)
-                .field("height", height as i32)
-                .field("framerate", framerate)
-                .build(),
-        );
+        // `screen.framerate`. The screen starts still ([`Pace`]).
+        let pace = Pace::new(out_caps.clone(), width, height, framerate);
+        out_caps.set_property("caps", pace.caps());
+        let mixer_src = mixer
+            .static_pad("src")
+            .ok_or_else(|| build_err("the compositor has no src pad"))?;
+        pace.apply_on(&mixer_src);
         let header = make("textoverlay")?;
         let footer = make("textoverlay")?;
         for t in [&header, &footer] {
@@ -217,7 +225,7 @@ impl Screen {
         // The display takes the newest frame: a sink that falls behind (a busy CPU, a
         // slow display) drops the oldest queued frames instead of piling up a second's
         // worth (GStreamer's default: 200 buffers or 1 s). Each queued frame is taken
-        // from a buffer pool that keeps it for good: a 1280x720 BGRA frame is 3.5 MiB,
+        // from a buffer pool that keeps it for good: a 1280x720 BGRx frame is 3.5 MiB,
         // and the soak saw the box's memory step up by one now and then.
         let queue = make("queue")?;
         queue.set_property("name", SCREEN_QUEUE);
@@ -244,6 +252,19 @@ impl Screen {
         if display.is_none() {
             super::pipeline::SinkSettings::from_config(&plan.config).apply(&sink);
         }
+        // The sink shows each composed frame as soon as it comes. The compositor is
+        // live and composes each frame at its time, so the frames come paced, and
+        // each video was already synchronised with the call's sound in its own
+        // pipeline (the `intervideosink`). A sink that synchronised again (kmssink's
+        // default) held each frame the screen pipeline's latency more, one frame of
+        // its sources and the compositor plus its deadline, 87 ms at 30 fps and 253
+        // ms with the 5 fps bands of before: a picture behind the voice. And with
+        // [`SCREEN_QUEUE_FRAMES`] queued at most, frames waiting that long were
+        // dropped: 8 of 30 a second reached a synchronising fakesink in
+        // `a_remote_video_reaches_the_compositor_at_its_shown_size`.
+        if sink.find_property("sync").is_some() {
+            sink.set_property("sync", false);
+        }
         if sink.find_property("enable-last-sample").is_some() {
             sink.set_property("enable-last-sample", true);
         }
@@ -263,8 +284,8 @@ impl Screen {
         gst::Element::link_many(chain).map_err(build_err)?;
         let [top, bottom] = band_rects(width, height);
         let bands = [
-            add_band(&pipeline, &mixer, &top)?,
-            add_band(&pipeline, &mixer, &bottom)?,
+            add_band(&pipeline, &mixer, &top, framerate)?,
+            add_band(&pipeline, &mixer, &bottom, framerate)?,
         ];
         let background = bg_caps
             .static_pad("src")
@@ -293,6 +314,7 @@ impl Screen {
             self_view: false,
             valve,
             display,
+            pace,
         };
         screen.show(scene, None, None);
         if let Err(e) = screen.pipeline.set_state(gst::State::Playing) {
@@ -501,6 +523,8 @@ impl Screen {
         if let Some(tile) = &self.self_tile {
             tile.place(layout.self_view.filter(|_| self.self_view));
         }
+        self.pace
+            .set_moving(!self.remotes.is_empty() || self.self_view);
     }
 
     /// The last composed frame as a PNG file's bytes: the first frame composed after
@@ -533,11 +557,21 @@ impl Screen {
         Ok(map.as_slice().to_vec())
     }
 
-    /// Drains the bus; returns the first error, for the log.
+    /// Drains the bus; returns the first error, for the log. A LATENCY message (the
+    /// compositor's latency is one frame at the composed rate, so it changes with the
+    /// [`Pace`]) makes the pipeline redistribute its latency, as the call pipelines do.
     pub fn poll(&self) -> Option<String> {
         let bus = self.pipeline.bus()?;
         let mut first = None;
         while let Some(msg) = bus.pop() {
+            if let gst::MessageView::Latency(_) = msg.view() {
+                let _ = self.pipeline.recalculate_latency();
+                let mut q = gst::query::Latency::new();
+                if self.pipeline.query(&mut q) {
+                    let (_, min, _) = q.result();
+                    tracing::debug!(min_ms = min.mseconds(), "screen latency");
+                }
+            }
             if let gst::MessageView::Error(err) = msg.view() {
                 let e = format!(
                     "{}: {} ({})",
@@ -592,10 +626,120 @@ fn band_rects(w: u32, h: u32) -> [screen::Rect; 2] {
 /// into a newly mapped frame for each band in every composed frame (in a
 /// `gst-launch-1.0` replica of the screen, ~1.4 ms a composed frame at 1280x720 for the
 /// two, ~4 % of a core at 30 fps).
+/// The composed frames' caps: [`COMPOSED_FORMAT`], `w`×`h` px at `fps`.
+fn composed_caps(w: u32, h: u32, fps: u32) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("format", COMPOSED_FORMAT)
+        .field("width", w as i32)
+        .field("height", h as i32)
+        .field("framerate", gst::Fraction::new(fps as i32, 1))
+        .build()
+}
+
+/// The composed frame rate. The media thread says whether anything moves; the
+/// compositor's streaming thread sets the output capsfilter before its next frame, so
+/// no caps event of the old rate can be on its way to the filter (the race
+/// [`super::tile`] explains); the reconfigure that setting the filter sends makes the
+/// compositor renegotiate, and GStreamer's videoaggregator restarts its frame count at
+/// the new rate from the current position.
+struct Pace {
+    shared: std::sync::Arc<PaceShared>,
+}
+
+struct PaceShared {
+    filter: gst::Element,
+    width: u32,
+    height: u32,
+    /// `screen.framerate`, ≥ 1.
+    moving_fps: u32,
+    /// Whether a video tile shows (set by the media thread).
+    moving: std::sync::atomic::AtomicBool,
+    /// The rate the filter was last set to (by the streaming thread).
+    applied: std::sync::atomic::AtomicU32,
+}
+
+impl Pace {
+    /// Still at first; `moving_fps`: `screen.framerate`.
+    fn new(filter: gst::Element, width: u32, height: u32, moving_fps: u32) -> Self {
+        let shared = PaceShared {
+            filter,
+            width,
+            height,
+            moving_fps,
+            moving: false.into(),
+            applied: 0.into(),
+        };
+        shared
+            .applied
+            .store(shared.fps(false), std::sync::atomic::Ordering::Relaxed);
+        Self {
+            shared: std::sync::Arc::new(shared),
+        }
+    }
+
+    /// The caps of the rate last applied.
+    fn caps(&self) -> gst::Caps {
+        let s = &self.shared;
+        composed_caps(
+            s.width,
+            s.height,
+            s.applied.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Applies a change of pace on `pad`'s streaming thread, before each frame.
+    fn apply_on(&self, pad: &gst::Pad) {
+        let weak = std::sync::Arc::downgrade(&self.shared);
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            super::guarded("screen pace", gst::PadProbeReturn::Ok, || {
+                if let Some(s) = weak.upgrade() {
+                    s.apply();
+                }
+                gst::PadProbeReturn::Ok
+            })
+        });
+    }
+
+    /// Whether a video tile shows; takes effect from the next composed frame.
+    fn set_moving(&self, moving: bool) {
+        self.shared
+            .moving
+            .store(moving, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl PaceShared {
+    fn fps(&self, moving: bool) -> u32 {
+        if moving {
+            self.moving_fps
+        } else {
+            STILL_FRAMERATE.min(self.moving_fps)
+        }
+    }
+
+    fn apply(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let fps = self.fps(self.moving.load(Relaxed));
+        if self.applied.swap(fps, Relaxed) != fps {
+            tracing::debug!(fps, "screen frame rate");
+            self.filter
+                .set_property("caps", composed_caps(self.width, self.height, fps));
+        }
+    }
+}
+
+/// Adds a band (a solid black source at `fps`, hidden) on a new `mixer` pad.
+///
+/// `fps` is the screen's own rate (`screen.framerate`), not less: a live source's
+/// latency is one of its frames, and the compositor's is its sources' largest. At 5 fps
+/// (what the bands ran at before) the screen pipeline's latency was 253 ms instead of
+/// 87 ms at 30 fps (`GST_DEBUG=bin:5`, "configured latency"): what a synchronising sink
+/// held each frame, and how long the live compositor waits for a late tile.
 fn add_band(
     pipeline: &gst::Pipeline,
     mixer: &gst::Element,
     rect: &screen::Rect,
+    fps: u32,
 ) -> Result<gst::Pad, MediaError> {
     let src = make("videotestsrc")?;
     src.set_property("is-live", true);
@@ -608,7 +752,7 @@ fn add_band(
             .field("format", COMPOSED_FORMAT)
             .field("width", rect.w.max(1))
             .field("height", rect.h.max(1))
-            .field("framerate", gst::Fraction::new(5, 1))
+            .field("framerate", gst::Fraction::new(fps as i32, 1))
             .build(),
     );
     pipeline.add_many([&src, &caps]).map_err(build_err)?;

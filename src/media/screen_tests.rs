@@ -21,27 +21,100 @@ fn idle_screen_on_fakesink(screen_toml: &str) -> Screen {
     Screen::start(&plan, &config, idle).expect("the screen starts on fakesink")
 }
 
-/// The composed frames are BGRA at `screen.framerate` (not the compositor's own
-/// choice, which was 8-byte ABGR64 at its inputs' 30 fps).
-#[test]
-fn the_screen_composes_bgra_at_the_configured_rate() {
-    let screen = idle_screen_on_fakesink("width = 320\nheight = 180\nframerate = 12");
+/// Waits (up to 10 s) until the screen's sink gets frames `1/fps` s apart, their caps
+/// at `fps`; returns the caps.
+fn wait_for_pace(screen: &Screen, fps: u32) -> gst::Caps {
     let pad = screen.sink.static_pad("sink").unwrap();
+    let last = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = last.clone();
+    let probe = pad
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(b) = info.buffer() {
+                *seen.lock().unwrap() = b.duration();
+            }
+            gst::PadProbeReturn::Ok
+        })
+        .unwrap();
+    let want = gst::ClockTime::SECOND / u64::from(fps);
     let t0 = Instant::now();
     let caps = loop {
-        if let Some(c) = pad.current_caps() {
-            break c;
+        let caps = pad.current_caps();
+        let rate = caps
+            .as_ref()
+            .and_then(|c| gst_video::VideoInfo::from_caps(c).ok())
+            .map(|i| i.fps());
+        let duration = *last.lock().unwrap();
+        if rate == Some(gst::Fraction::new(fps as i32, 1)) && duration == Some(want) {
+            break caps.unwrap();
         }
         assert!(
             t0.elapsed() < Duration::from_secs(10),
-            "no caps on the sink"
+            "the screen did not go to {fps} fps: caps {caps:?}, frames {duration:?} apart"
         );
         std::thread::sleep(Duration::from_millis(20));
     };
+    pad.remove_probe(probe);
+    caps
+}
+
+/// A video call on the screen (the self-view shows).
+fn video_call() -> Scene {
+    Scene::InCall {
+        peer: "alice".into(),
+        elapsed: Duration::ZERO,
+        muted: false,
+        video: true,
+        connecting: false,
+    }
+}
+
+/// The composed frames are BGRx (the display's XRGB8888, not the compositor's own
+/// choice, which was 8-byte ABGR64): at `screen.framerate` while a video shows (not
+/// the compositor's inputs' 30 fps), at [`STILL_FRAMERATE`] while nothing on the
+/// screen moves, and back when the call ends.
+#[test]
+fn the_screen_composes_bgrx_at_the_configured_rate_only_while_video_shows() {
+    let mut screen = idle_screen_on_fakesink("width = 320\nheight = 180\nframerate = 24");
+    let caps = wait_for_pace(&screen, STILL_FRAMERATE);
     let info = gst_video::VideoInfo::from_caps(&caps).unwrap();
-    assert_eq!(info.format(), gst_video::VideoFormat::Bgra, "{caps}");
-    assert_eq!(info.fps(), gst::Fraction::new(12, 1), "{caps}");
+    assert_eq!(info.format(), gst_video::VideoFormat::Bgrx, "{caps}");
     assert_eq!((info.width(), info.height()), (320, 180));
+    screen.show(video_call(), Some(Instant::now()), None);
+    assert!(screen.self_view, "a video call shows the self-view");
+    wait_for_pace(&screen, 24);
+    // The live compositor waits for a late source up to its latency: one frame of its
+    // sources at the screen's rate (~83 ms here). Bands at 5 fps made it 200 ms more;
+    // the tiles' intervideosrc made the query fail, so a change of sources or rate was
+    // never applied.
+    let mut q = gst::query::Latency::new();
+    assert!(
+        screen.mixer.static_pad("src").unwrap().query(&mut q),
+        "the compositor's latency query failed"
+    );
+    let (_, latency, _) = q.result();
+    assert!(
+        latency >= gst::ClockTime::SECOND / 24 && latency < gst::ClockTime::from_mseconds(150),
+        "the compositor's latency is {latency} in a call"
+    );
+    // The display shows each composed frame when it comes (the videos were synchronised
+    // with the sound before the screen): a waiting sink put the picture behind the voice.
+    assert!(!screen.sink.property::<bool>("sync"));
+    screen.show(
+        Scene::Ended(crate::screen::Ending::Ended {
+            peer: "alice".into(),
+            duration: Duration::from_secs(3),
+        }),
+        None,
+        None,
+    );
+    wait_for_pace(&screen, STILL_FRAMERATE);
+    screen.stop();
+
+    // A configured rate under the still rate is kept throughout.
+    let mut screen = idle_screen_on_fakesink("width = 320\nheight = 180\nframerate = 5");
+    wait_for_pace(&screen, 5);
+    screen.show(video_call(), Some(Instant::now()), None);
+    wait_for_pace(&screen, 5);
     screen.stop();
 }
 
@@ -53,7 +126,8 @@ fn a_stalled_display_drops_composed_frames_instead_of_queueing_them() {
     let pad = screen.sink.static_pad("sink").unwrap();
     let stalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stalled.clone();
-    // The sink's streaming thread sleeps 700 ms on one frame: 21 frames' time.
+    // The sink's streaming thread sleeps 700 ms on one frame: 7 frames' time at the
+    // idle screen's 10 fps.
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
         if !flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(700));
@@ -104,14 +178,7 @@ fn a_remote_video_reaches_the_compositor_at_its_shown_size() {
     ))
     .unwrap();
     caller.set_state(gst::State::Playing).unwrap();
-    let in_call = Scene::InCall {
-        peer: "alice".into(),
-        elapsed: Duration::ZERO,
-        muted: false,
-        video: true,
-        connecting: false,
-    };
-    screen.show(in_call, Some(Instant::now()), None);
+    screen.show(video_call(), Some(Instant::now()), None);
     screen.set_remotes(std::slice::from_ref(&channel));
     let pad = &screen.tiles[0].pad();
     let caps_now = |want: (u32, u32)| {
@@ -134,7 +201,7 @@ fn a_remote_video_reaches_the_compositor_at_its_shown_size() {
         }
     };
     let info = caps_now((960, 720));
-    assert_eq!(info.format(), gst_video::VideoFormat::Bgra);
+    assert_eq!(info.format(), gst_video::VideoFormat::Bgrx);
     // The bands behind the texts come at their own size too (1/4 and 1/10 of the
     // height): nothing on the compositor is scaled.
     for (band, want) in screen.bands.iter().zip([(1280, 180), (1280, 72)]) {

@@ -7,8 +7,9 @@
 //! then the box stamps its camera's frames and appends a line per stamped frame it
 //! receives to that file, at two points: `decoded` (the remote video leaving the
 //! decoder) and `shown` (the frame the call screen's tile takes for composing, after
-//! the jitter buffer's sync and the screen's frame clock). Never set on an
-//! appliance: the blocks are visible to the caller.
+//! the jitter buffer's sync and the screen's frame clock; the screen's sink shows it
+//! as soon as it is composed). Never set on an appliance: the blocks are visible to
+//! the caller.
 //!
 //! The code (the same in `tests/peers/stamp.py`, which the Python SDK peers use):
 //! 36 square blocks of side `B = max(8, width / 40)` rounded down to even, in the

@@ -3,7 +3,7 @@
 //! compositor, which then only blends them.
 //!
 //! ```text
-//! intervideosrc channel=… ─ videoconvertscale ─ capsfilter (BGRA, fitted w×h) ─ compositor pad
+//! intervideosrc channel=… ─ videoconvertscale ─ capsfilter (BGRx, fitted w×h) ─ compositor pad
 //! ```
 //!
 //! Left to the compositor (its pad's own conversion, `sizing-policy=keep-aspect-ratio`),
@@ -96,6 +96,26 @@ impl Tile {
             .expect("capsfilter has a src pad")
             .link(&pad)
             .map_err(|e| build_err(format!("linking {channel}: {e:?}")))?;
+        // intervideosrc answers a latency query with a maximum of 0 (GStreamer 1.22), less
+        // than any source's minimum, so the compositor's query failed ("max < min") and
+        // the screen kept the latency it configured before its first tile, whatever its
+        // rate and sources became. It takes the channel's newest frame whenever it
+        // likes and never blocks, so it can wait for any time: no maximum.
+        filter
+            .static_pad("src")
+            .expect("capsfilter has a src pad")
+            .add_probe(
+                gst::PadProbeType::QUERY_UPSTREAM | gst::PadProbeType::PULL,
+                |_, info| {
+                    if let Some(q) = info.query_mut()
+                        && let gst::QueryViewMut::Latency(l) = q.view_mut()
+                    {
+                        let (live, min, _) = l.result();
+                        l.set(live, min, gst::ClockTime::NONE);
+                    }
+                    gst::PadProbeReturn::Ok
+                },
+            );
         let src_pad = src.static_pad("src").expect("intervideosrc has a src pad");
         if channel != super::screen::SELF_CHANNEL && super::stamp::enabled() {
             super::stamp::read_on(&src_pad, "shown");
