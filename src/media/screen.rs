@@ -57,6 +57,11 @@ const SCREEN_QUEUE_FRAMES: u32 = 2;
 /// not that.
 const COMPOSED_FORMAT: &str = "BGRx";
 
+/// The composed frames' colorimetry, the tiles' too: sRGB, what `videotestsrc` (the
+/// background) gives RGB and what a display expects. A tile in another colorimetry is
+/// converted by the compositor, frame by frame ([`super::tile`]).
+pub(super) const COMPOSED_COLORIMETRY: &str = "sRGB";
+
 /// Frames per second of the composed screen while nothing on it moves (no video tile
 /// shown: idle, ringing, an audio call, a blank screen), or `screen.framerate` if
 /// lower. Its texts change once a second at most, and a banner (the volume bar) shows
@@ -630,6 +635,7 @@ fn band_rects(w: u32, h: u32) -> [screen::Rect; 2] {
 fn composed_caps(w: u32, h: u32, fps: u32) -> gst::Caps {
     gst::Caps::builder("video/x-raw")
         .field("format", COMPOSED_FORMAT)
+        .field("colorimetry", COMPOSED_COLORIMETRY)
         .field("width", w as i32)
         .field("height", h as i32)
         .field("framerate", gst::Fraction::new(fps as i32, 1))

@@ -202,6 +202,16 @@ fn a_remote_video_reaches_the_compositor_at_its_shown_size() {
     };
     let info = caps_now((960, 720));
     assert_eq!(info.format(), gst_video::VideoFormat::Bgrx);
+    // In the composed colorimetry: one that differs makes the compositor convert the
+    // tile's every frame again.
+    let composed = screen
+        .mixer
+        .static_pad("src")
+        .unwrap()
+        .current_caps()
+        .unwrap();
+    let composed = gst_video::VideoInfo::from_caps(&composed).unwrap();
+    assert_eq!(info.colorimetry(), composed.colorimetry(), "{info:?}");
     // The bands behind the texts come at their own size too (1/4 and 1/10 of the
     // height): nothing on the compositor is scaled.
     for (band, want) in screen.bands.iter().zip([(1280, 180), (1280, 72)]) {
