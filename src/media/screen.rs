@@ -98,8 +98,6 @@ pub struct Screen {
     banner: Option<String>,
     /// The call's network quality, under the headline in a call.
     network: Option<super::quality::Quality>,
-    /// Running time of the last scene change: a snapshot waits for a frame after it.
-    changed_at: Option<gst::ClockTime>,
     /// Translucent dark bands behind the headline and the bottom line in a call, so
     /// the words stay legible over any video: compositor pads of solid black sources.
     bands: [gst::Pad; 2],
@@ -308,7 +306,6 @@ impl Screen {
             config: config.clone(),
             scene: scene.clone(),
             since: None,
-            changed_at: None,
             shown: (String::from("\u{0}"), String::new()),
             banner: None,
             network: None,
@@ -368,13 +365,13 @@ impl Screen {
         if !self.scene.shows_video() {
             self.set_remotes(&[]);
         }
-        self.changed_at = self.pipeline.current_running_time();
         self.set_self_view(self.config.self_view && self.scene.shows_self_view());
         self.style();
         self.tick();
         if blank {
             self.set_display(false);
         }
+        self.pace.mark_change();
     }
 
     /// Display power (DPMS) where there is a [`super::display::Display`]; otherwise
@@ -541,9 +538,11 @@ impl Screen {
         let deadline = Instant::now() + SNAPSHOT_WAIT;
         let sample = loop {
             let sample = self.sink.property::<Option<gst::Sample>>("last-sample");
-            let fresh = match (&sample, self.changed_at) {
-                (Some(s), Some(changed)) => running_time(s).is_some_and(|t| t > changed),
-                (Some(_), None) => true,
+            let fresh = match (&sample, self.pace.first_after_change()) {
+                (Some(s), Some(first)) => {
+                    s.buffer().and_then(|b| b.pts()).is_some_and(|t| t >= first)
+                }
+                (Some(_), None) => false,
                 (None, _) => false,
             };
             if fresh || Instant::now() >= deadline {
@@ -642,7 +641,8 @@ fn composed_caps(w: u32, h: u32, fps: u32) -> gst::Caps {
         .build()
 }
 
-/// The composed frame rate. The media thread says whether anything moves; the
+/// The composed frame rate, and which composed frame is the first to show a scene
+/// change (for [`Screen::snapshot_png`]). The media thread says whether anything moves; the
 /// compositor's streaming thread sets the output capsfilter before its next frame, so
 /// no caps event of the old rate can be on its way to the filter (the race
 /// [`super::tile`] explains); the reconfigure that setting the filter sends makes the
@@ -662,6 +662,11 @@ struct PaceShared {
     moving: std::sync::atomic::AtomicBool,
     /// The rate the filter was last set to (by the streaming thread).
     applied: std::sync::atomic::AtomicU32,
+    /// A scene change waits for the next composed frame ([`Pace::mark_change`]).
+    change_pending: std::sync::atomic::AtomicBool,
+    /// The PTS (ns) of the first frame composed after the last scene change;
+    /// `u64::MAX` while not known.
+    first_after_change: std::sync::atomic::AtomicU64,
 }
 
 impl Pace {
@@ -674,6 +679,8 @@ impl Pace {
             moving_fps,
             moving: false.into(),
             applied: 0.into(),
+            change_pending: false.into(),
+            first_after_change: 0.into(),
         };
         shared
             .applied
@@ -696,14 +703,45 @@ impl Pace {
     /// Applies a change of pace on `pad`'s streaming thread, before each frame.
     fn apply_on(&self, pad: &gst::Pad) {
         let weak = std::sync::Arc::downgrade(&self.shared);
-        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             super::guarded("screen pace", gst::PadProbeReturn::Ok, || {
                 if let Some(s) = weak.upgrade() {
                     s.apply();
+                    if s.change_pending
+                        .swap(false, std::sync::atomic::Ordering::AcqRel)
+                    {
+                        let pts = info
+                            .buffer()
+                            .and_then(|b| b.pts())
+                            .map_or(0, |t| t.nseconds());
+                        s.first_after_change
+                            .store(pts, std::sync::atomic::Ordering::Release);
+                    }
                 }
                 gst::PadProbeReturn::Ok
             })
         });
+    }
+
+    /// Marks a scene change, once everything it sets (texts, tiles, alphas) is set:
+    /// the next frame the compositor composes is the first to show it. (A frame's
+    /// running time is no proof: the live compositor may compose a frame up to one of
+    /// its sources' frames before its time, so a frame stamped after the change could
+    /// carry the old texts; the `e2e_screen` ringing screenshot caught the idle one.)
+    fn mark_change(&self) {
+        use std::sync::atomic::Ordering::Release;
+        self.shared.first_after_change.store(u64::MAX, Release);
+        self.shared.change_pending.store(true, Release);
+    }
+
+    /// The PTS of the first frame composed after the last [`Pace::mark_change`];
+    /// `None` while that frame has not come.
+    fn first_after_change(&self) -> Option<gst::ClockTime> {
+        let ns = self
+            .shared
+            .first_after_change
+            .load(std::sync::atomic::Ordering::Acquire);
+        (ns != u64::MAX).then(|| gst::ClockTime::from_nseconds(ns))
     }
 
     /// Whether a video tile shows; takes effect from the next composed frame.
@@ -777,13 +815,6 @@ fn add_band(
 
 /// How long a snapshot waits for a frame composed after the last scene change.
 pub const SNAPSHOT_WAIT: Duration = Duration::from_secs(1);
-
-/// The running time of `sample`'s buffer (its PTS in its segment).
-fn running_time(sample: &gst::Sample) -> Option<gst::ClockTime> {
-    let pts = sample.buffer()?.pts()?;
-    let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?;
-    segment.to_running_time(pts)
-}
 
 fn set_rect(pad: &gst::Pad, r: &screen::Rect) {
     pad.set_property("xpos", r.x);
