@@ -17,6 +17,7 @@ pub mod encoder;
 mod engine;
 mod keyframe;
 mod nested;
+mod pace;
 mod pipeline;
 pub mod quality;
 pub mod ringtone;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
+use super::pace::Pace;
 use super::tile::Tile;
 use super::{MediaError, MediaPlan};
 use crate::screen::{self, Scene, ScreenConfig};
@@ -631,7 +632,7 @@ fn band_rects(w: u32, h: u32) -> [screen::Rect; 2] {
 /// `gst-launch-1.0` replica of the screen, ~1.4 ms a composed frame at 1280x720 for the
 /// two, ~4 % of a core at 30 fps).
 /// The composed frames' caps: [`COMPOSED_FORMAT`], `w`×`h` px at `fps`.
-fn composed_caps(w: u32, h: u32, fps: u32) -> gst::Caps {
+pub(super) fn composed_caps(w: u32, h: u32, fps: u32) -> gst::Caps {
     gst::Caps::builder("video/x-raw")
         .field("format", COMPOSED_FORMAT)
         .field("colorimetry", COMPOSED_COLORIMETRY)
@@ -639,137 +640,6 @@ fn composed_caps(w: u32, h: u32, fps: u32) -> gst::Caps {
         .field("height", h as i32)
         .field("framerate", gst::Fraction::new(fps as i32, 1))
         .build()
-}
-
-/// The composed frame rate, and which composed frame is the first to show a scene
-/// change (for [`Screen::snapshot_png`]). The media thread says whether anything moves; the
-/// compositor's streaming thread sets the output capsfilter before its next frame, so
-/// no caps event of the old rate can be on its way to the filter (the race
-/// [`super::tile`] explains); the reconfigure that setting the filter sends makes the
-/// compositor renegotiate, and GStreamer's videoaggregator restarts its frame count at
-/// the new rate from the current position.
-struct Pace {
-    shared: std::sync::Arc<PaceShared>,
-}
-
-struct PaceShared {
-    filter: gst::Element,
-    width: u32,
-    height: u32,
-    /// `screen.framerate`, ≥ 1.
-    moving_fps: u32,
-    /// Whether a video tile shows (set by the media thread).
-    moving: std::sync::atomic::AtomicBool,
-    /// The rate the filter was last set to (by the streaming thread).
-    applied: std::sync::atomic::AtomicU32,
-    /// A scene change waits for the next composed frame ([`Pace::mark_change`]).
-    change_pending: std::sync::atomic::AtomicBool,
-    /// The PTS (ns) of the first frame composed after the last scene change;
-    /// `u64::MAX` while not known.
-    first_after_change: std::sync::atomic::AtomicU64,
-}
-
-impl Pace {
-    /// Still at first; `moving_fps`: `screen.framerate`.
-    fn new(filter: gst::Element, width: u32, height: u32, moving_fps: u32) -> Self {
-        let shared = PaceShared {
-            filter,
-            width,
-            height,
-            moving_fps,
-            moving: false.into(),
-            applied: 0.into(),
-            change_pending: false.into(),
-            first_after_change: 0.into(),
-        };
-        shared
-            .applied
-            .store(shared.fps(false), std::sync::atomic::Ordering::Relaxed);
-        Self {
-            shared: std::sync::Arc::new(shared),
-        }
-    }
-
-    /// The caps of the rate last applied.
-    fn caps(&self) -> gst::Caps {
-        let s = &self.shared;
-        composed_caps(
-            s.width,
-            s.height,
-            s.applied.load(std::sync::atomic::Ordering::Relaxed),
-        )
-    }
-
-    /// Applies a change of pace on `pad`'s streaming thread, before each frame.
-    fn apply_on(&self, pad: &gst::Pad) {
-        let weak = std::sync::Arc::downgrade(&self.shared);
-        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            super::guarded("screen pace", gst::PadProbeReturn::Ok, || {
-                if let Some(s) = weak.upgrade() {
-                    s.apply();
-                    if s.change_pending
-                        .swap(false, std::sync::atomic::Ordering::AcqRel)
-                    {
-                        let pts = info
-                            .buffer()
-                            .and_then(|b| b.pts())
-                            .map_or(0, |t| t.nseconds());
-                        s.first_after_change
-                            .store(pts, std::sync::atomic::Ordering::Release);
-                    }
-                }
-                gst::PadProbeReturn::Ok
-            })
-        });
-    }
-
-    /// Marks a scene change, once everything it sets (texts, tiles, alphas) is set:
-    /// the next frame the compositor composes is the first to show it. (A frame's
-    /// running time is no proof: the live compositor may compose a frame up to one of
-    /// its sources' frames before its time, so a frame stamped after the change could
-    /// carry the old texts; the `e2e_screen` ringing screenshot caught the idle one.)
-    fn mark_change(&self) {
-        use std::sync::atomic::Ordering::Release;
-        self.shared.first_after_change.store(u64::MAX, Release);
-        self.shared.change_pending.store(true, Release);
-    }
-
-    /// The PTS of the first frame composed after the last [`Pace::mark_change`];
-    /// `None` while that frame has not come.
-    fn first_after_change(&self) -> Option<gst::ClockTime> {
-        let ns = self
-            .shared
-            .first_after_change
-            .load(std::sync::atomic::Ordering::Acquire);
-        (ns != u64::MAX).then(|| gst::ClockTime::from_nseconds(ns))
-    }
-
-    /// Whether a video tile shows; takes effect from the next composed frame.
-    fn set_moving(&self, moving: bool) {
-        self.shared
-            .moving
-            .store(moving, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-impl PaceShared {
-    fn fps(&self, moving: bool) -> u32 {
-        if moving {
-            self.moving_fps
-        } else {
-            STILL_FRAMERATE.min(self.moving_fps)
-        }
-    }
-
-    fn apply(&self) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let fps = self.fps(self.moving.load(Relaxed));
-        if self.applied.swap(fps, Relaxed) != fps {
-            tracing::debug!(fps, "screen frame rate");
-            self.filter
-                .set_property("caps", composed_caps(self.width, self.height, fps));
-        }
-    }
 }
 
 /// Adds a band (a solid black source at `fps`, hidden) on a new `mixer` pad.
