@@ -747,6 +747,32 @@ fn main() {
         }
         return;
     }
+    // CALL_BENCH_COST_ONLY=640x480 (or 1280x720): only the box's call at that size, to
+    // compare one setting against another (`CALL_BENCH_MEDIA`, or the environment,
+    // which the box inherits) without the floor and the other calls; writes no report.
+    if let Ok(size) = std::env::var("CALL_BENCH_COST_ONLY") {
+        let (w, h) = size
+            .split_once('x')
+            .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+            .expect("CALL_BENCH_COST_ONLY is WxH, e.g. 640x480");
+        let c = cost(w, h, secs, &dir);
+        println!(
+            "bench: call {} ({secs} s): box {:.1} CPU s/min, peak RSS {:.0} MiB, receives {:.1} fps | Python SDK peer {:.1} CPU s/min, receives {:.1} fps | box/peer CPU {:.2}",
+            c.size,
+            c.box_cpu_s_per_min,
+            c.box_peak_rss_mib,
+            c.box_fps_received,
+            c.peer_cpu_s_per_min,
+            c.peer_fps_received,
+            c.box_cpu_s_per_min / c.peer_cpu_s_per_min
+        );
+        println!(
+            "bench: call {} RSS, {}",
+            c.size,
+            rss_line("box", &c.box_rss)
+        );
+        return;
+    }
     let (idle_cpu, idle_rss) = idle(10);
     println!("bench: idle: box {idle_cpu:.1} % of a core, RSS {idle_rss:.0} MiB");
     let auto = setup(n, false, None);
