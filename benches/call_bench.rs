@@ -23,6 +23,10 @@
 //!   the call screen: the screen's compositor and the display add up to one frame
 //!   interval (33 ms at 30 fps) that this does not see.
 //!
+//! - recovery: `CALL_BENCH_CUTS` (default 5) cuts of the box's network for 5 s mid-call,
+//!   the fault matrix's harness (`tests/support/netfault.rs`; needs root and nftables):
+//!   ms from the network's return to media at the box and at the caller.
+//!
 //! Times across processes use the wall clock (`unix_ms` in the caller's events, the
 //! box's `first_video_received_unix_ms`): one machine, one clock.
 
@@ -680,6 +684,66 @@ fn idle(secs: u64) -> (f64, f64) {
     )
 }
 
+/// Prints the recovery figure and returns it for the report.
+fn recovery_report((to_box, to_caller, ended): &(Vec<f64>, Vec<f64>, usize)) -> Value {
+    let runs = to_box.len() + ended;
+    if runs == 0 {
+        println!(
+            "bench: recovery: not measured (CALL_BENCH_CUTS=0, or no network namespace: run as root with nftables)"
+        );
+        return json!({"cuts": 0});
+    }
+    if to_box.is_empty() {
+        println!("bench: recovery: all {runs} network cuts of 5 s ended the call");
+        return json!({"cut_s": 5, "cuts": runs, "calls_ended": ended});
+    }
+    let (b50, b95) = p50_p95(to_box);
+    let (c50, c95) = p50_p95(to_caller);
+    let worst = |xs: &[f64]| xs.iter().copied().fold(0.0, f64::max);
+    println!(
+        "bench: recovery after a 5 s network cut mid-call ({runs} cuts, {ended} ended the call): \
+         media back at the box p50 {b50:.0} ms, max {:.0} ms; at the caller p50 {c50:.0} ms, max {:.0} ms",
+        worst(to_box),
+        worst(to_caller)
+    );
+    json!({
+        "cut_s": 5, "cuts": runs, "calls_ended": ended,
+        "network_return_to_box_media": {"p50_ms": b50, "p95_ms": b95, "samples_ms": to_box},
+        "network_return_to_caller_media": {"p50_ms": c50, "p95_ms": c95, "samples_ms": to_caller},
+    })
+}
+
+/// Recovery: `runs` 5 s cuts of the box's network mid-call (the fault matrix's
+/// [`support::netfault::cut_mid_call`], the box in a network namespace of its own):
+/// ms from the network's return to the box's first new frame of the caller (its status
+/// polled every 20 ms) and to the caller's 5th new frame of the box (polled every
+/// 50 ms). Empty where no namespace can be made (not root, no nftables).
+fn recovery(runs: usize) -> (Vec<f64>, Vec<f64>, usize) {
+    use support::netfault::{Outcome, cut_mid_call, world_in_netns};
+    let (mut to_box, mut to_caller, mut ended) = (vec![], vec![], 0);
+    if runs == 0 {
+        return (to_box, to_caller, ended);
+    }
+    let Some(w) = world_in_netns("call_bench recovery") else {
+        return (to_box, to_caller, ended);
+    };
+    for _ in 0..runs {
+        let cut = cut_mid_call(&w, Duration::from_secs(5));
+        // Both sides' logs, to read where the time goes (the last run's).
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+        let _ = std::fs::copy(w.lk.log_path(), dir.join("recovery-livekit.log"));
+        let _ = std::fs::copy(&w.daemon_log, dir.join("recovery-box.log"));
+        match cut {
+            Outcome::MediaBack { box_ms, caller_ms } => {
+                to_box.push(box_ms as f64);
+                to_caller.push(caller_ms as f64);
+            }
+            Outcome::Ended { .. } => ended += 1,
+        }
+    }
+    (to_box, to_caller, ended)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(FLOOR_ARG) {
@@ -773,10 +837,17 @@ fn main() {
         );
         return;
     }
+    // CALL_BENCH_CUTS (default 5): network cuts for the recovery figure; 0 skips it.
+    // CALL_BENCH_RECOVERY_ONLY=1: only those.
+    if env_or("CALL_BENCH_RECOVERY_ONLY", 0) == 1 {
+        recovery_report(&recovery(env_or("CALL_BENCH_CUTS", 5)));
+        return;
+    }
     let (idle_cpu, idle_rss) = idle(10);
     println!("bench: idle: box {idle_cpu:.1} % of a core, RSS {idle_rss:.0} MiB");
     let auto = setup(n, false, None);
     let manual = setup(n, true, None);
+    let cuts = recovery(env_or("CALL_BENCH_CUTS", 5));
     let mut costs = vec![];
     let mut p2p = vec![];
     let mut floors = vec![];
@@ -857,6 +928,7 @@ fn main() {
         })
         .collect();
     let report = json!({
+        "recovery": recovery_report(&cuts),
         "glass_to_glass": glass_to_glass,
         "machine": machine,
         "date": chrono::Utc::now().format("%F").to_string(),

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod netfault;
+
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
