@@ -76,6 +76,15 @@ fn a_5_s_network_cut_mid_call_and_media_comes_back() {
         matches!(outcome, Outcome::MediaBack { .. }),
         "a 5 s cut must not end the call"
     );
+    // The SFU paused the box's video during the cut and resumes it from a keyframe: the
+    // box sends one as soon as the caller's packets come again (media::keyframe),
+    // instead of the caller waiting ~1 s for the SFU to ask.
+    let log = std::fs::read_to_string(&w.daemon_log).unwrap_or_default();
+    assert!(
+        log.contains("arrives again after a gap: sending a keyframe of the box's own video"),
+        "the box did not send a keyframe when its network returned; log tail:\n{}",
+        callbox_testkit::file_tail(&w.daemon_log, 40)
+    );
 }
 
 /// A 30 s cut outlasts LiveKit's participant timeout: the call may end; either way

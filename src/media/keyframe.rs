@@ -27,10 +27,19 @@
 //! and the SSRC in the FCI, while livekit-server's `DownTrack.handleRTCP` compares the
 //! header's media SSRC with the track's. Measured: 40 FIRs in 20 s brought no keyframe
 //! and the caller never appeared; the first PLI did.
+//!
+//! The same watch also tells when the box's network comes back: a remote video whose
+//! packets stopped for [`RETURN_GAP`] and arrive again (seen on the packet itself,
+//! from the streaming thread). The SFU has
+//! then paused forwarding the box's own video (livekit-server 1.13: its stream tracker
+//! declares the layer stopped, `FEED_DRY`) and resumes it from a keyframe; left alone,
+//! it asks for that keyframe itself ~1 s later. So the caller of [`watch`] sends one
+//! at once (`on_return`): the caller's picture came back 201 ms after a 5 s cut with
+//! keyframes that often, against 1183 ms without (`make bench`'s recovery figure).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
@@ -39,6 +48,12 @@ use gst::prelude::*;
 /// costs the sender a keyframe (tens of KiB at 640x480), so not much shorter.
 pub(super) const WINDOW: Duration = Duration::from_millis(500);
 
+/// How long a remote video may send no packet before its next one counts as the box's
+/// network returning (LiveKit's SFU declares a layer stopped after one 500 ms cycle
+/// without packets, so by then it has paused the box's video too). See [`watch`]'s
+/// `on_return`.
+pub(super) const RETURN_GAP: Duration = Duration::from_secs(1);
+
 /// Watches the remote video `remote` (a `livekitwebrtcsrc` source pad in `pipeline`)
 /// whose decoded frames pass `decoded` (the sink pad of its playback branch), and asks
 /// for a keyframe as the module says, until the pipeline leaves PAUSED/PLAYING, is
@@ -46,7 +61,17 @@ pub(super) const WINDOW: Duration = Duration::from_millis(500);
 /// video, named `keyframe-watch`; `track` names the video in the log. A track without
 /// an `msid` (webrtcbin's pad property, the SDP's `a=msid`) cannot be told from the
 /// call's other videos and is not watched.
-pub(super) fn watch(pipeline: &gst::Pipeline, remote: &gst::Pad, decoded: &gst::Pad, track: &str) {
+///
+/// `on_return` runs on a streaming thread of the subscriber when the video's packets
+/// arrive again after [`RETURN_GAP`] or more without any (the box's network came back,
+/// or the remote video was unmuted); it must not block or change a pipeline's state.
+pub(super) fn watch(
+    pipeline: &gst::Pipeline,
+    remote: &gst::Pad,
+    decoded: &gst::Pad,
+    track: &str,
+    on_return: Box<dyn Fn() + Send + Sync>,
+) {
     let msid = remote
         .find_property("msid")
         .and_then(|_| remote.property::<Option<String>>("msid"));
@@ -58,6 +83,7 @@ pub(super) fn watch(pipeline: &gst::Pipeline, remote: &gst::Pad, decoded: &gst::
         return;
     };
     let frames = count_buffers(decoded);
+    let gaps = Arc::new(Gaps::new(RETURN_GAP, track, on_return));
     let weak_pipeline = pipeline.downgrade();
     let weak_decoded = decoded.downgrade();
     let name = track.to_owned();
@@ -84,7 +110,7 @@ pub(super) fn watch(pipeline: &gst::Pipeline, remote: &gst::Pad, decoded: &gst::
                     sources = webrtcbin_video_pads(&pipeline, &msid)
                         .into_iter()
                         .map(|pad| {
-                            let packets = count_media_packets(&pad);
+                            let packets = count_media_packets(&pad, gaps.clone());
                             (pad, packets)
                         })
                         .collect();
@@ -160,6 +186,60 @@ impl Watch {
     }
 }
 
+/// The gaps in one remote video's packets: calls its `on_return` on the first packet
+/// after a gap of at least `gap` (not on the call's first packet).
+pub(super) struct Gaps {
+    gap: Duration,
+    track: String,
+    last: std::sync::Mutex<Option<Instant>>,
+    on_return: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Gaps {
+    pub(super) fn new(gap: Duration, track: &str, on_return: Box<dyn Fn() + Send + Sync>) -> Self {
+        Self {
+            gap,
+            track: track.to_owned(),
+            last: std::sync::Mutex::new(None),
+            on_return,
+        }
+    }
+
+    /// A media packet passed at `now`; returns the gap before it when that ended one.
+    pub(super) fn packet(&self, now: Instant) -> Option<Duration> {
+        let ended = {
+            let Ok(mut last) = self.last.lock() else {
+                return None;
+            };
+            let gap = last.map(|t| now.saturating_duration_since(t));
+            *last = Some(now);
+            gap.filter(|g| *g >= self.gap)
+        };
+        if let Some(gap) = ended {
+            tracing::info!(
+                track = %self.track,
+                gap_ms = gap.as_millis() as u64,
+                "the remote video arrives again after a gap: sending a keyframe of the box's own video"
+            );
+            (self.on_return)();
+        }
+        ended
+    }
+}
+
+/// Asks `encoder` (a video encoder of the box's publisher) for a keyframe, with its
+/// headers, as a PLI from the SFU does: an upstream force-key-unit event into its
+/// source pad (GstVideoEncoder). False if the event was not handled.
+pub(super) fn force_keyframe(encoder: &gst::Element) -> bool {
+    encoder.static_pad("src").is_some_and(|pad| {
+        pad.send_event(
+            gst_video::UpstreamForceKeyUnitEvent::builder()
+                .all_headers(true)
+                .build(),
+        )
+    })
+}
+
 /// Counts the buffers (decoded frames) that pass `pad` from now on.
 fn count_buffers(pad: &gst::Pad) -> Arc<AtomicU64> {
     let n = Arc::new(AtomicU64::new(0));
@@ -183,7 +263,7 @@ fn count_buffers(pad: &gst::Pad) -> Arc<AtomicU64> {
 /// Counts the RTP packets with media in them that pass `pad` from now on. Padding-only
 /// packets ([`rtp_has_payload`]), which an SFU sends to probe the bandwidth, also to a
 /// track it has paused, are not counted: they bring no frame to wait for.
-fn count_media_packets(pad: &gst::Pad) -> Arc<AtomicU64> {
+fn count_media_packets(pad: &gst::Pad, gaps: Arc<Gaps>) -> Arc<AtomicU64> {
     let n = Arc::new(AtomicU64::new(0));
     let counter = n.clone();
     let with_media = |buffer: &gst::BufferRef| {
@@ -203,6 +283,9 @@ fn count_media_packets(pad: &gst::Pad) -> Arc<AtomicU64> {
                     _ => 0,
                 };
                 counter.fetch_add(add, Ordering::Relaxed);
+                if add > 0 {
+                    gaps.packet(Instant::now());
+                }
                 gst::PadProbeReturn::Ok
             })
         },
@@ -438,5 +521,89 @@ mod tests {
         assert_eq!(w.tick(0, 0), Verdict::Fine);
         assert_eq!(w.tick(40, 15), Verdict::Fine);
         assert_eq!(w.tick(40, 15), Verdict::Fine);
+    }
+
+    /// The first packet after a gap of [`RETURN_GAP`] or more calls `on_return`, once;
+    /// the call's first packet and shorter gaps do not.
+    #[test]
+    fn a_packet_after_a_gap_counts_as_the_network_returning() {
+        let calls = Arc::new(AtomicU64::new(0));
+        let counted = calls.clone();
+        let gaps = Gaps::new(
+            RETURN_GAP,
+            "video_0",
+            Box::new(move || {
+                counted.fetch_add(1, Ordering::Relaxed);
+            }),
+        );
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert_eq!(gaps.packet(at(0)), None, "the first packet is no return");
+        assert_eq!(gaps.packet(at(33)), None);
+        assert_eq!(gaps.packet(at(999)), None, "966 ms is no gap");
+        assert_eq!(gaps.packet(at(6_000)), Some(Duration::from_millis(5_001)));
+        assert_eq!(gaps.packet(at(6_033)), None, "once per gap");
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+    }
+
+    /// A keyframe asked of a running x264enc comes out within a few frames, where without
+    /// the request every frame after the first is a delta frame (key-int-max 300).
+    #[test]
+    fn a_forced_keyframe_comes_out_of_the_encoder() {
+        gst::init().expect("gstreamer");
+        if gst::ElementFactory::find("x264enc").is_none() {
+            println!("skipped: no x264enc here (gstreamer1.0-plugins-ugly)");
+            return;
+        }
+        let pipeline = gst::parse::launch(
+            "videotestsrc is-live=true num-buffers=45 ! video/x-raw,width=160,height=120,framerate=30/1 \
+             ! x264enc name=enc tune=zerolatency speed-preset=ultrafast key-int-max=300 \
+             ! fakesink sync=false",
+        )
+        .expect("pipeline")
+        .downcast::<gst::Pipeline>()
+        .expect("a pipeline");
+        let enc = pipeline.by_name("enc").expect("enc");
+        // (frames out, the frame numbers that were keyframes)
+        let seen = Arc::new(std::sync::Mutex::new((0u32, Vec::<u32>::new())));
+        let record = seen.clone();
+        enc.static_pad("src")
+            .expect("src")
+            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if let Some(gst::PadProbeData::Buffer(b)) = &info.data {
+                    let mut s = record.lock().unwrap();
+                    if !b.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+                        let n = s.0;
+                        s.1.push(n);
+                    }
+                    s.0 += 1;
+                }
+                gst::PadProbeReturn::Ok
+            });
+        pipeline.set_state(gst::State::Playing).expect("playing");
+        let out = |seen: &Arc<std::sync::Mutex<(u32, Vec<u32>)>>| seen.lock().unwrap().0;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while out(&seen) < 10 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let asked_at = out(&seen);
+        assert!(force_keyframe(&enc), "the encoder takes the request");
+        while out(&seen) < 45 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        pipeline.set_state(gst::State::Null).expect("null");
+        let keyframes = seen.lock().unwrap().1.clone();
+        assert_eq!(
+            keyframes.first(),
+            Some(&0),
+            "the stream starts with a keyframe"
+        );
+        assert!(
+            keyframes
+                .iter()
+                .any(|&n| n >= asked_at && n <= asked_at + 4),
+            "a keyframe within a few frames of the request at frame {asked_at}: {keyframes:?}"
+        );
+        assert_eq!(keyframes.len(), 2, "no other keyframe: {keyframes:?}");
     }
 }

@@ -259,6 +259,10 @@ pub struct Counters {
     pub audio_buffers_received: AtomicU64,
     /// The element `livekitwebrtcsink` encodes the camera with (its `encoder-setup`).
     pub video_encoder: std::sync::Mutex<Option<String>>,
+    /// The publisher's video encoders of this call (one per session of
+    /// `livekitwebrtcsink`), to ask for a keyframe when the box's network returns
+    /// ([`keyframe::force_keyframe`]).
+    pub video_encoders: std::sync::Mutex<Vec<gst::glib::WeakRef<gst::Element>>>,
     /// The call's network over the last [`quality::INTERVAL`] (`None` outside a call).
     pub network: std::sync::Mutex<Option<quality::Link>>,
     /// A call's pipelines are running: set by the media thread once they started,
@@ -281,6 +285,9 @@ impl Counters {
         }
         if let Ok(mut e) = self.video_encoder.lock() {
             *e = None;
+        }
+        if let Ok(mut list) = self.video_encoders.lock() {
+            list.clear();
         }
         self.set_network(None);
     }

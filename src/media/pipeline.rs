@@ -401,6 +401,10 @@ fn build_publisher(
                 if let Ok(mut e) = seen.video_encoder.lock() {
                     *e = Some(name);
                 }
+                if let Ok(mut list) = seen.video_encoders.lock() {
+                    list.retain(|e| e.upgrade().is_some());
+                    list.push(encoder.downgrade());
+                }
             }
             Some((ours && enc_plan.complete).to_value())
         })
@@ -659,7 +663,29 @@ fn build_subscriber(
             }
             let _ = bin.sync_state_with_parent();
             if let (Some(c), Ok(mut list)) = (channel, channels.lock()) {
-                super::keyframe::watch(&pipeline, pad, &sinkpad, &name);
+                let encoders = counters.clone();
+                super::keyframe::watch(
+                    &pipeline,
+                    pad,
+                    &sinkpad,
+                    &name,
+                    Box::new(move || {
+                        let list: Vec<gst::Element> = encoders
+                            .video_encoders
+                            .lock()
+                            .map(|l| l.iter().filter_map(|e| e.upgrade()).collect())
+                            .unwrap_or_default();
+                        let sent = list
+                            .iter()
+                            .filter(|e| super::keyframe::force_keyframe(e))
+                            .count();
+                        tracing::debug!(
+                            encoders = list.len(),
+                            sent,
+                            "keyframe of the box's video asked"
+                        );
+                    }),
+                );
                 tracing::info!(pad = %name, channel = %c, "remote video playing");
                 list.push((name.to_string(), c));
             }
