@@ -240,6 +240,24 @@ pub(super) fn force_keyframe(encoder: &gst::Element) -> bool {
     })
 }
 
+/// The `on_return` of [`watch`] for a call: asks each of the call's publisher video
+/// encoders (`counters.video_encoders`) for a keyframe with [`force_keyframe`].
+pub(super) fn ask_own_encoders(counters: Arc<super::Counters>) -> Box<dyn Fn() + Send + Sync> {
+    Box::new(move || {
+        let list: Vec<gst::Element> = counters
+            .video_encoders
+            .lock()
+            .map(|l| l.iter().filter_map(|e| e.upgrade()).collect())
+            .unwrap_or_default();
+        let sent = list.iter().filter(|e| force_keyframe(e)).count();
+        tracing::debug!(
+            encoders = list.len(),
+            sent,
+            "keyframe of the box's video asked"
+        );
+    })
+}
+
 /// Counts the buffers (decoded frames) that pass `pad` from now on.
 fn count_buffers(pad: &gst::Pad) -> Arc<AtomicU64> {
     let n = Arc::new(AtomicU64::new(0));

@@ -663,29 +663,8 @@ fn build_subscriber(
             }
             let _ = bin.sync_state_with_parent();
             if let (Some(c), Ok(mut list)) = (channel, channels.lock()) {
-                let encoders = counters.clone();
-                super::keyframe::watch(
-                    &pipeline,
-                    pad,
-                    &sinkpad,
-                    &name,
-                    Box::new(move || {
-                        let list: Vec<gst::Element> = encoders
-                            .video_encoders
-                            .lock()
-                            .map(|l| l.iter().filter_map(|e| e.upgrade()).collect())
-                            .unwrap_or_default();
-                        let sent = list
-                            .iter()
-                            .filter(|e| super::keyframe::force_keyframe(e))
-                            .count();
-                        tracing::debug!(
-                            encoders = list.len(),
-                            sent,
-                            "keyframe of the box's video asked"
-                        );
-                    }),
-                );
+                let on_return = super::keyframe::ask_own_encoders(counters.clone());
+                super::keyframe::watch(&pipeline, pad, &sinkpad, &name, on_return);
                 tracing::info!(pad = %name, channel = %c, "remote video playing");
                 list.push((name.to_string(), c));
             }
