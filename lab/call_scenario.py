@@ -236,9 +236,10 @@ async def screen_check(guest: Guest, share: Path, out: Path, checks: Checks,
     composed at [screen] width x height and shown by kmssink) shows the caller's bars
     in their colours, for at most `within_s`. The check: the screen's video region
     shows the caller's moving picture (full-height bars). Whether its colours
-    are the caller's is reported too, not failed on (see the WARN line: the picture
-    the box decodes from the caller's libwebrtc H.264 is sometimes wrongly coloured
-    under TCG, an open question). The plane -> OUT/box-screen.png."""
+    are the caller's (pictures.call_screen_caller) is reported too, a WARN line when
+    not, not failed on yet: until 2026-11-24 a too narrow region made that check fail
+    on most frames with the right colours (README, the hardware lab). The plane ->
+    OUT/box-screen.png."""
     t0 = time.monotonic()
     found: dict[str, Any] = {"captures": 0}
     while True:
@@ -252,15 +253,11 @@ async def screen_check(guest: Guest, share: Path, out: Path, checks: Checks,
                 continue
             img = np.frombuffer((share / "screen" / p["file"]).read_bytes(), dtype=np.uint8)
             img = img.reshape(p["height"], p["width"], 3)
-            # The call screen: the caller's 4:3 video letterboxed in the middle, dark
-            # bands behind the texts at the top (1/6) and bottom (1/10), the box's own
-            # camera (vivid's bars too) bottom right from 3/4 of the width. Judge the
-            # video region between the bands, left of the self-view.
             h, w, _ = img.shape
-            video = img[int(h * 0.18):int(h * 0.88), int(w * 0.2):int(w * 0.72)]
-            p["shows"] = pictures.classify(video)
+            video = pictures.call_screen_caller(img)
+            p["shows"] = pictures.classify(video, pictures.WHOLE_HEIGHT)
             p["bars"] = pictures.vertical_bars(video)
-            p["match"] = pictures.match(video, "caller-bars")
+            p["match"] = pictures.match(video, "caller-bars", pictures.WHOLE_HEIGHT)
             pictures.write_png(str(out / "box-screen.png"), img)
             found["png"] = str(out / "box-screen.png")
             found["plane"] = p

@@ -44,6 +44,51 @@ fn report(name: &str, pic: &Picture) {
     );
 }
 
+/// The hardware lab's verdict on a call screen (lab/call_scenario.py judges its vkms
+/// capture with `tests/peers/pictures.py --call-screen`): whether the caller's region
+/// shows the test peers' eight bars in their colours, and what it found (JSON).
+fn lab_verdict(pic: &Picture, name: &str) -> (bool, String) {
+    let raw = support::screen_dir().join(format!("{name}.rgb"));
+    std::fs::write(&raw, &pic.rgb).expect("write the raw screen");
+    let out = std::process::Command::new(callbox_testkit::python_path())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/peers/pictures.py"
+        ))
+        .arg("--call-screen")
+        .arg(&raw)
+        .arg(pic.width.to_string())
+        .arg(pic.height.to_string())
+        .output()
+        .expect("pictures.py runs");
+    let verdict = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    (out.status.success(), verdict)
+}
+
+/// The picture checks the hardware lab relies on pass their own self-test (synthetic
+/// frames: each pattern, SMPTE bars as none, and the call screen's caller region at
+/// every phase of the peers' scrolling bars).
+#[test]
+fn the_labs_picture_checks_pass_their_self_test() {
+    let out = std::process::Command::new(callbox_testkit::python_path())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/peers/pictures.py"
+        ))
+        .output()
+        .expect("pictures.py runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 const SCREEN: &str = r#"
 [call]
 answer = "manual"
@@ -62,6 +107,8 @@ fn the_screen_shows_each_state_of_a_call() {
     let idle = w.screenshot("idle");
     report("idle", &idle);
     assert_eq!((idle.width, idle.height), (640, 360), "screen.width/height");
+    let (bars, verdict) = lab_verdict(&idle, "idle");
+    assert!(!bars, "idle: the lab's check sees no caller: {verdict}");
     assert!(
         idle.share(WHOLE, is_background) > 0.6,
         "idle: mostly background"
@@ -112,6 +159,12 @@ fn the_screen_shows_each_state_of_a_call() {
     assert!(
         in_call.share(HEADLINE, is_caller_colour) < in_call.share(MIDDLE, is_caller_colour) / 2.0,
         "the headline is not the video"
+    );
+    let (ok, verdict) = lab_verdict(&in_call, "in-call");
+    callbox_testkit::report!("in-call: the hardware lab's colour check says {verdict}");
+    assert!(
+        ok,
+        "the hardware lab's check, on this screen, finds the caller's bars: {verdict}"
     );
 
     w.ctl(&["mute"]);

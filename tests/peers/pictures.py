@@ -58,13 +58,19 @@ def strip_colours(rgb: np.ndarray, band: tuple[float, float], strips: int = STRI
     return out
 
 
-def match(rgb: np.ndarray, pattern: str) -> dict:
+# One band of the whole height: for a region known to hold only full-height bars (the
+# caller's video on the call screen, `call_screen_caller`), where the median of each
+# strip then ignores the peers' moving square (1/8 of their frame's height).
+WHOLE_HEIGHT = ((0.0, 1.0),)
+
+
+def match(rgb: np.ndarray, pattern: str, bands: tuple = BANDS) -> dict:
     """How well `rgb` (H x W x 3 or 4, uint8) matches `pattern` in its worst band: the
     share of strips within TOLERANCE of one of its colours, the palette entries seen,
     and whether they run left to right in the palette's order (vivid's static bars)."""
     palette = PALETTES[pattern]
     worst: Optional[dict] = None
-    for band in BANDS:
+    for band in bands:
         cols = strip_colours(rgb, band)
         dist = np.abs(cols[:, None, :] - palette[None, :, :]).max(axis=2)  # strips x colours
         nearest = dist.argmin(axis=1)
@@ -78,10 +84,10 @@ def match(rgb: np.ndarray, pattern: str) -> dict:
     return worst
 
 
-def is_pattern(rgb: np.ndarray, pattern: str) -> bool:
+def is_pattern(rgb: np.ndarray, pattern: str, bands: tuple = BANDS) -> bool:
     """True when `rgb` shows `pattern` in every band: ≥ 85 % of the strips are its
     colours; vivid: all 8 bars, left to right; the peers' scrolling bars: ≥ 7 of 8."""
-    m = match(rgb, pattern)
+    m = match(rgb, pattern, bands)
     if pattern == "vivid-bars":
         return m["matched"] >= 0.85 and len(m["seen"]) == 8 and m["in_order"]
     return m["matched"] >= 0.85 and len(m["seen"]) >= 7
@@ -103,12 +109,30 @@ def vertical_bars(rgb: np.ndarray) -> dict:
             "ok": agree >= 0.8 and len(levels) >= 4}
 
 
-def classify(rgb: np.ndarray) -> Optional[str]:
+def classify(rgb: np.ndarray, bands: tuple = BANDS) -> Optional[str]:
     """The pattern `rgb` shows (a key of PALETTES), or None."""
     for name in PALETTES:
-        if is_pattern(rgb, name):
+        if is_pattern(rgb, name, bands):
             return name
     return None
+
+
+def call_screen_caller(screen: np.ndarray) -> np.ndarray:
+    """The part of a capture of the box's call screen (H x W x 3 or 4) that shows only
+    the caller's video, for `classify(..., WHOLE_HEIGHT)`.
+
+    The call screen (src/media/screen.rs) shows a 4:3 caller letterboxed in the middle
+    at the screen's full height, its texts over the top (to ~1/4 of the height) and the
+    bottom (from ~7/8), and the box's own camera over the bottom right (from ~0.65 of
+    the height). The peers' eight bars scroll, so only a region as wide as the picture
+    shows all eight wherever they are (less 2 % at each side, for the edges). One half
+    as wide, the hardware lab's until 2026-11-24, held 5 to 7 of them, depending on
+    the frame, and its colour check failed on most frames with the right colours."""
+    h, w = screen.shape[:2]
+    picture = min(w, h * 4 // 3)
+    margin = picture // 50
+    left = (w - picture) // 2 + margin
+    return screen[int(h * 0.25):int(h * 0.62), left:left + picture - 2 * margin]
 
 
 def write_png(path: str, rgb: np.ndarray) -> None:
@@ -146,6 +170,42 @@ def _self_test() -> None:
     assert not vertical_bars(np.zeros((h, w, 3), dtype=np.uint8))["ok"]
 
 
+    # The call screen: the caller's scrolling bars at every phase, with the moving
+    # square anywhere in the region judged, the texts and the self-view over it.
+    sw, sh = 640, 360
+    pw, x0 = sh * 4 // 3, (sw - sh * 4 // 3) // 2
+    wide = PALETTES["caller-bars"][(np.arange(2 * pw) * 8 // pw) % 8].astype(np.uint8)
+    for off in range(0, pw, 5):
+        screen = np.empty((sh, sw, 3), dtype=np.uint8)
+        screen[:] = (40, 48, 96)
+        screen[:, x0:x0 + pw] = wide[off:off + pw][None, :, :]
+        screen[20:85, 20:260] = (20, 20, 20)  # the caller's name and the call's time
+        screen[234:324, 470:630] = PALETTES["vivid-bars"][(np.arange(160) * 8 // 160)]
+        sq = sh // 8
+        y = 90 + (off * 7) % (223 - 90 - sq)
+        screen[y:y + sq, x0 + off % (pw - sq):x0 + off % (pw - sq) + sq] = (128, 128, 128)
+        shown = classify(call_screen_caller(screen), WHOLE_HEIGHT)
+        assert shown == "caller-bars", (off, match(call_screen_caller(screen), "caller-bars",
+                                                   WHOLE_HEIGHT))
+
+
+def _call_screen(path: str, width: int, height: int) -> int:
+    """`pictures.py --call-screen FILE W H`: FILE holds a call screen capture as packed
+    RGB (W x H x 3). Prints what its caller region shows as JSON; exit 0 when that is
+    the test peers' bars."""
+    import json
+
+    rgb = np.fromfile(path, dtype=np.uint8).reshape(height, width, 3)
+    region = call_screen_caller(rgb)
+    shows = classify(region, WHOLE_HEIGHT)
+    print(json.dumps({"shows": shows, "match": match(region, "caller-bars", WHOLE_HEIGHT)}))
+    return 0 if shows == "caller-bars" else 1
+
+
 if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] == ["--call-screen"]:
+        sys.exit(_call_screen(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
     _self_test()
     print("pictures: self-test passed")
