@@ -23,6 +23,9 @@
 //!   the call screen: the screen's compositor and the display add up to one frame
 //!   interval (33 ms at 30 fps) that this does not see.
 //!
+//! - where the box's latency goes, by GStreamer element: one more 640x480 call with
+//!   GStreamer's latency tracer in the box (`latency_stages`; `CALL_BENCH_STAGES_ONLY=1`
+//!   runs only that);
 //! - recovery: `CALL_BENCH_CUTS` (default 5) cuts of the box's network for 5 s mid-call,
 //!   the fault matrix's harness (`tests/support/netfault.rs`; needs root and nftables):
 //!   ms from the network's return to media at the box and at the caller.
@@ -318,6 +321,11 @@ struct Cost {
 /// A full-duplex call at `w`x`h`@30 for `secs` s: CPU and peak RSS of the box and of
 /// the Python SDK caller; a CSV of the samples.
 fn cost(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path) -> Cost {
+    cost_with(w_px, h_px, secs, dir, &[])
+}
+
+/// [`cost`], with `env` added to the box's environment.
+fn cost_with(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path, env: &[(&str, &str)]) -> Cost {
     let size = format!("{w_px}x{h_px}");
     let stamps = dir.join(format!("stamps-{size}.txt"));
     let _ = std::fs::remove_file(&stamps);
@@ -328,11 +336,9 @@ fn cost(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path) -> Cost {
         std::env::var("CALL_BENCH_MEDIA").unwrap_or_default()
     );
     let cred = w.box_credential.clone();
-    w.start_daemon_env(
-        &cred,
-        "",
-        &[("CALLBOX_LATENCY_STAMPS", stamps.to_str().unwrap())],
-    );
+    let mut box_env = vec![("CALLBOX_LATENCY_STAMPS", stamps.to_str().unwrap())];
+    box_env.extend_from_slice(env);
+    w.start_daemon_env(&cred, "", &box_env);
     w.wait_status("online", Duration::from_secs(20), |s| {
         s.hub_online && s.state == "idle"
     });
@@ -744,6 +750,104 @@ fn recovery(runs: usize) -> (Vec<f64>, Vec<f64>, usize) {
     (to_box, to_caller, ended)
 }
 
+/// The value of `key=(type)value` in a GStreamer tracer record (`None`: not in it).
+fn tracer_field<'a>(record: &'a str, key: &str) -> Option<&'a str> {
+    let start = record.find(&format!(" {key}=("))? + key.len() + 3;
+    let rest = &record[start..];
+    let value = &rest[rest.find(')')? + 1..];
+    Some(value.split([',', ';']).next()?.trim_matches('"'))
+}
+
+/// Median and count of each series, ms; those under `min_ms` or with fewer than 20
+/// buffers are left out; largest first.
+fn medians(
+    series: std::collections::BTreeMap<String, Vec<f64>>,
+    min_ms: f64,
+) -> Vec<(String, f64, usize)> {
+    let mut out: Vec<(String, f64, usize)> = series
+        .into_iter()
+        .filter(|(_, xs)| xs.len() >= 20)
+        .map(|(k, xs)| {
+            let (p50, _) = p50_p95(&xs);
+            (k, p50, xs.len())
+        })
+        .filter(|(_, p50, _)| *p50 >= min_ms)
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out
+}
+
+/// Where the box's latency goes, by GStreamer element: one stamped call at `w`x`h`
+/// with GStreamer's latency tracer in the box (`GST_TRACERS=latency(flags=pipeline+
+/// element)`, its records in `target/bench/trace-WxH.log`). `pipelines`: from each
+/// source to each sink of a pipeline; `elements`: from a buffer entering an element
+/// to it leaving (a queue's is the time buffers wait in it); medians, ms. The tracer
+/// costs CPU, so this call is not one of the cost figures' calls.
+fn latency_stages(w_px: u32, h_px: u32, secs: u64, dir: &std::path::Path) -> Value {
+    let log = dir.join(format!("trace-{w_px}x{h_px}.log"));
+    let _ = std::fs::remove_file(&log);
+    let c = cost_with(
+        w_px,
+        h_px,
+        secs,
+        dir,
+        &[
+            ("GST_TRACERS", "latency(flags=pipeline+element)"),
+            ("GST_DEBUG", "GST_TRACER:7"),
+            ("GST_DEBUG_NO_COLOR", "1"),
+            ("GST_DEBUG_FILE", log.to_str().unwrap()),
+        ],
+    );
+    let mut pipelines = std::collections::BTreeMap::<String, Vec<f64>>::new();
+    let mut elements = std::collections::BTreeMap::<String, Vec<f64>>::new();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    for line in text.lines() {
+        let ms = |r: &str| {
+            tracer_field(r, "time")
+                .and_then(|t| t.parse::<f64>().ok())
+                .map(|ns| ns / 1e6)
+        };
+        if let Some(i) = line.find(":: latency, ") {
+            let r = &line[i + 2..];
+            if let (Some(from), Some(to), Some(ms)) = (
+                tracer_field(r, "src-element"),
+                tracer_field(r, "sink-element"),
+                ms(r),
+            ) {
+                pipelines
+                    .entry(format!("{from} → {to}"))
+                    .or_default()
+                    .push(ms);
+            }
+        } else if let Some(i) = line.find(":: element-latency, ") {
+            let r = &line[i + 2..];
+            if let (Some(element), Some(ms)) = (tracer_field(r, "element"), ms(r)) {
+                elements.entry(element.to_owned()).or_default().push(ms);
+            }
+        }
+    }
+    let as_json = |rows: Vec<(String, f64, usize)>, what: &str| {
+        for (k, p50, n) in &rows {
+            println!(
+                "bench: {w_px}x{h_px} latency tracer, {what} {k}: median {p50:.1} ms ({n} buffers)"
+            );
+        }
+        rows.into_iter()
+            .map(|(k, p50, n)| json!({"what": k, "median_ms": p50, "buffers": n}))
+            .collect::<Vec<_>>()
+    };
+    let (g50, _, _) = percentiles(&c.g2g_box_to_peer);
+    println!(
+        "bench: {w_px}x{h_px} latency tracer call: box → Python SDK peer p50 {g50:.0} ms (with the tracer on)"
+    );
+    json!({
+        "size": format!("{w_px}x{h_px}"),
+        "pipelines": as_json(medians(pipelines, 0.0), "pipeline"),
+        "elements": as_json(medians(elements, 0.3), "element"),
+        "peer_receiver_of_box": c.peer_receiver,
+    })
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(FLOOR_ARG) {
@@ -813,7 +917,8 @@ fn main() {
     }
     // CALL_BENCH_COST_ONLY=640x480 (or 1280x720): only the box's call at that size, to
     // compare one setting against another (`CALL_BENCH_MEDIA`, or the environment,
-    // which the box inherits) without the floor and the other calls; writes no report.
+    // which the box inherits) without the floor and the other calls: its cost and
+    // glass-to-glass latency; writes no report.
     if let Ok(size) = std::env::var("CALL_BENCH_COST_ONLY") {
         let (w, h) = size
             .split_once('x')
@@ -835,6 +940,28 @@ fn main() {
             c.size,
             rss_line("box", &c.box_rss)
         );
+        println!(
+            "bench: call {} at the Python SDK peer, the box's video: {}",
+            c.size, c.peer_receiver
+        );
+        for (what, xs) in [
+            ("box → Python SDK peer", &c.g2g_box_to_peer),
+            ("Python SDK peer → box (screen)", &c.g2g_peer_to_box),
+        ] {
+            if !xs.is_empty() {
+                let (p50, p95, p99) = percentiles(xs);
+                println!(
+                    "bench: call {} glass-to-glass {what}: p50 {p50:.0} ms, p95 {p95:.0} ms, p99 {p99:.0} ms ({} frames)",
+                    c.size,
+                    xs.len()
+                );
+            }
+        }
+        return;
+    }
+    // CALL_BENCH_STAGES_ONLY=1: only the latency tracer's call (640x480).
+    if env_or("CALL_BENCH_STAGES_ONLY", 0) == 1 {
+        latency_stages(640, 480, secs.min(10), &dir);
         return;
     }
     // CALL_BENCH_CUTS (default 5): network cuts for the recovery figure; 0 skips it.
@@ -848,6 +975,7 @@ fn main() {
     let auto = setup(n, false, None);
     let manual = setup(n, true, None);
     let cuts = recovery(env_or("CALL_BENCH_CUTS", 5));
+    let stages_640 = latency_stages(640, 480, secs.min(10), &dir);
     let mut costs = vec![];
     let mut p2p = vec![];
     let mut floors = vec![];
@@ -929,6 +1057,7 @@ fn main() {
         .collect();
     let report = json!({
         "recovery": recovery_report(&cuts),
+        "latency_stages": stages_640,
         "glass_to_glass": glass_to_glass,
         "machine": machine,
         "date": chrono::Utc::now().format("%F").to_string(),

@@ -144,7 +144,7 @@ pub fn add_microphone(
     }
     let volume = make_named("volume", "mic-volume", W)?;
     chain.push(volume);
-    let out = make("queue", W)?;
+    let out = make_named("queue", "mic-queue", W)?;
     chain.push(out.clone());
     pipeline.add_many(&chain).map_err(err(W))?;
     gst::Element::link_many(&chain).map_err(err(W))?;
@@ -210,7 +210,7 @@ pub fn add_speaker(
     let tee = make("tee", W)?;
     chain.extend([
         tee.clone(),
-        make("queue", W)?,
+        make_named("queue", "speaker-queue", W)?,
         make("audioconvert", W)?,
         make("audioresample", W)?,
         sink,

@@ -620,12 +620,12 @@ fn build_subscriber(
                     .map(|l| free_channel(&l))
                     .unwrap_or_else(|_| super::screen::remote_channel(0));
                 let desc =
-                    format!("queue ! videoconvert ! intervideosink name={REMOTE_SINK} channel={c}");
+                    format!("queue name=remote-video-queue ! videoconvert ! intervideosink name={REMOTE_SINK} channel={c}");
                 channel = Some(c);
                 (desc, |c| &c.video_frames_received)
             } else if name.starts_with("audio") {
                 // To the speaker path's mixer (every remote participant, one echo reference).
-                ("queue ! audioconvert ! audioresample".to_owned(), |c| {
+                ("queue name=remote-audio-queue ! audioconvert ! audioresample".to_owned(), |c| {
                     &c.audio_buffers_received
                 })
             } else {
