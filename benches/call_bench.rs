@@ -10,6 +10,10 @@
 //!   invite → the box's first frame of the caller (`CALL_BENCH_N` calls, default 30);
 //! - call setup with `answer = "manual"`: the answer press → the caller's first frame,
 //!   and → the box's first frame (the same number of calls);
+//! - call setup from the hub's caller web app in Debian's headless chromium (the
+//!   product's own caller: `livekit-client`, one peer connection) to the box with
+//!   `answer = "auto"`: invite → the page's first frame of the box (`setup_web`;
+//!   `CALL_BENCH_SETUP_ONLY=2` runs only that, `=1` all set-up);
 //! - cost of a full-duplex call at 640x480@30 and 1280x720@30 over `CALL_BENCH_SECS`
 //!   (default 30) seconds in the call: CPU seconds per call-minute and peak RSS of the
 //!   box and of the Python SDK caller, which publishes and subscribes the same;
@@ -171,6 +175,10 @@ struct Setup {
     /// joined the room, its video track published, the caller subscribed to it, and its
     /// first frame decoded ([`STAGES`]).
     stages: Vec<[f64; 4]>,
+    /// Per call, ms from the start to the caller's own `connected` (its room join done,
+    /// its subscriber transport up); negative with the manual policy (it joined while
+    /// the box rang).
+    caller_connected: Vec<f64>,
 }
 
 /// The caller's events that split set-up into stages: (event, a field that must match,
@@ -222,6 +230,7 @@ fn setup(n: usize, manual: bool, keep_log: Option<&std::path::Path>) -> Setup {
         to_caller: vec![],
         to_box: vec![],
         stages: vec![],
+        caller_connected: vec![],
     };
     for _ in 0..n {
         let caller = w.dial(
@@ -248,6 +257,8 @@ fn setup(n: usize, manual: bool, keep_log: Option<&std::path::Path>) -> Setup {
         let at =
             STAGES.map(|(e, f, v, _)| event_where(&caller, e, f, v).map_or(f64::NAN, |t| t - from));
         s.stages.push(at);
+        s.caller_connected
+            .push(event_unix_ms(&caller, "connected").map_or(f64::NAN, |t| t - from));
         let st = w.wait_status("the box's first frame", Duration::from_secs(20), |s| {
             s.first_video_received_unix_ms.is_some()
         });
@@ -263,6 +274,128 @@ fn setup(n: usize, manual: bool, keep_log: Option<&std::path::Path>) -> Setup {
         std::fs::write(path, w.daemon_log()).expect("write the box's log");
     }
     s
+}
+
+/// `n` calls placed from the hub's caller web app (`livekit-client` 2.23.0 in Debian's
+/// headless chromium, [`support::browser::Browser`]) to the box, which answers by itself:
+/// ms from the page's invite POST to the first frame of the box on the page's screen
+/// (both on the page's clock: `callboxDebug.setup`). The web app uses one peer
+/// connection for sending and receiving (the JS SDK's default), the Python SDK peer of
+/// [`setup`] two, so the two set-ups meet livekit-server's negotiation differently
+/// ([`caller_join`]). Per call: `[joined the room, subscribed to the box's video, its
+/// first frame]`, ms after the POST. `Err` says why the browser could not be used.
+fn web_setup(n: usize) -> Result<Vec<[f64; 3]>, String> {
+    if !std::path::Path::new("/usr/bin/chromium").is_file() {
+        return Err("no /usr/bin/chromium (make setup installs it)".into());
+    }
+    let w = World::with_online_box("", "");
+    let db = w.dir.path().join("hub.sqlite3");
+    let code = callbox_hub::signin_link_code(&db, "grandma", 1).map_err(|e| e.to_string())?;
+    let mut page =
+        support::browser::Browser::open(&w, "bench-page", &format!("/#signin={code}"), &[]);
+    let secs = Duration::from_secs(30);
+    page.run("presence box1 online 20", secs);
+    let mut out = vec![];
+    for _ in 0..n {
+        page.run("call box1 video", secs);
+        page.run("frames 1 20", secs);
+        let d = page.run("debug", secs);
+        let at = |k: &str| d["setup"][k].as_f64();
+        let Some(placed) = at("placedUnixMs") else {
+            return Err(format!("the page's debug has no set-up times: {d}"));
+        };
+        out.push(
+            [
+                "connectedUnixMs",
+                "videoSubscribedUnixMs",
+                "firstFrameUnixMs",
+            ]
+            .map(|k| at(k).map_or(f64::NAN, |t| t - placed)),
+        );
+        page.run("click hangup", secs);
+        page.state("idle", 20);
+        w.wait_status("idle", Duration::from_secs(20), |s| {
+            s.state == "idle" && !s.media_active
+        });
+    }
+    Ok(out)
+}
+
+/// Runs [`web_setup`] and prints it: invite → the page's first frame of the box (p50,
+/// p95, each call) and the medians of its stages; the report's `setup_web`.
+fn web_report(n: usize) -> Value {
+    let calls = match web_setup(n) {
+        Ok(calls) => calls,
+        Err(why) => {
+            println!("bench: web app: not measured: {why}");
+            return json!({"not_measured": why});
+        }
+    };
+    let first: Vec<f64> = calls.iter().map(|c| c[2]).collect();
+    let (p50, p95) = p50_p95(&first);
+    let median = |k: usize| {
+        let xs: Vec<f64> = calls
+            .iter()
+            .map(|c| c[k])
+            .filter(|x| x.is_finite())
+            .collect();
+        if xs.is_empty() {
+            f64::NAN
+        } else {
+            p50_p95(&xs).0
+        }
+    };
+    println!(
+        "bench: web app (chromium): invite → its first frame of the box p50 {p50:.0} ms, \
+         p95 {p95:.0} ms; joined the room at {:.0}, subscribed to the box's video at {:.0} \
+         (medians; {n} calls: {})",
+        median(0),
+        median(1),
+        first
+            .iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    json!({
+        "invite_to_first_frame": {"p50_ms": p50, "p95_ms": p95, "samples_ms": first},
+        "joined_p50_ms": median(0),
+        "video_subscribed_p50_ms": median(1),
+    })
+}
+
+/// When the caller itself was in the room, against when the box's video was published
+/// (ms, `Value` for the report). livekit-server (v1.13.5, `pkg/rtc/transport.go`,
+/// `negotiationFrequency`) offers a new track to a subscriber 10 ms after it appears
+/// only when its last offer to that subscriber (sent as the caller joined) is 150 ms
+/// old or more; otherwise 150 ms after it.
+fn caller_join(s: &Setup) -> Value {
+    let finite = |xs: Vec<f64>| xs.into_iter().filter(|x| x.is_finite()).collect::<Vec<_>>();
+    let joined = finite(s.caller_connected.clone());
+    let gaps = finite(
+        s.caller_connected
+            .iter()
+            .zip(&s.stages)
+            .map(|(c, st)| st[1] - c)
+            .collect(),
+    );
+    let median = |xs: &[f64]| {
+        if xs.is_empty() {
+            f64::NAN
+        } else {
+            p50_p95(xs).0
+        }
+    };
+    let (j50, g50) = (median(&joined), median(&gaps));
+    let min = gaps.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = gaps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    json!({
+        "caller_connected_p50_ms": j50,
+        "to_box_video_published_p50_ms": g50,
+        "to_box_video_published_min_ms": min,
+        "to_box_video_published_max_ms": max,
+        "to_box_video_published_samples_ms": gaps,
+    })
 }
 
 /// The latencies (ms) in the caller's counts from index `from` on.
@@ -890,8 +1023,14 @@ fn main() {
     }
     // CALL_BENCH_SETUP_ONLY=1: only set-up, both policies, keeping the box's logs
     // (target/bench/setup-{auto,manual}.log) to read its own timeline.
-    if env_or("CALL_BENCH_SETUP_ONLY", 0) == 1 {
-        for manual in [false, true] {
+    if env_or("CALL_BENCH_SETUP_ONLY", 0) >= 1 {
+        // CALL_BENCH_SETUP_ONLY=2: only the web app's calls.
+        let policies: &[bool] = if env_or("CALL_BENCH_SETUP_ONLY", 0) == 2 {
+            &[]
+        } else {
+            &[false, true]
+        };
+        for &manual in policies {
             let name = if manual { "manual" } else { "auto" };
             let log = dir.join(format!("setup-{name}.log"));
             let s = setup(n, manual, Some(&log));
@@ -912,7 +1051,23 @@ fn main() {
                 let (a, b) = p50_p95(&xs);
                 println!("bench: {name}:   {stage} at p50 {a:.0} ms, p95 {b:.0} ms");
             }
+            let j = caller_join(&s);
+            println!(
+                "bench: {name}:   the caller's own join (connected) at p50 {:.0} ms; \
+                 the box's video published {:.0} ms after it (p50; min {:.0}, max {:.0})",
+                j["caller_connected_p50_ms"].as_f64().unwrap_or(f64::NAN),
+                j["to_box_video_published_p50_ms"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN),
+                j["to_box_video_published_min_ms"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN),
+                j["to_box_video_published_max_ms"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN),
+            );
         }
+        web_report(n);
         return;
     }
     // CALL_BENCH_COST_ONLY=640x480 (or 1280x720): only the box's call at that size, to
@@ -974,6 +1129,7 @@ fn main() {
     println!("bench: idle: box {idle_cpu:.1} % of a core, RSS {idle_rss:.0} MiB");
     let auto = setup(n, false, None);
     let manual = setup(n, true, None);
+    let web = web_report(n);
     let cuts = recovery(env_or("CALL_BENCH_CUTS", 5));
     let stages_640 = latency_stages(640, 480, secs.min(10), &dir);
     let mut costs = vec![];
@@ -1067,12 +1223,14 @@ fn main() {
             "invite_to_caller_first_frame": line("auto: invite → caller's first frame of the box", &auto.to_caller),
             "invite_to_box_first_frame": line("auto: invite → box's first frame of the caller", &auto.to_box),
             "stages": stages("auto: invite → caller's first frame by stage", &auto.stages),
+            "caller_join": caller_join(&auto),
         },
         "setup_manual": {
             "answer_to_caller_first_frame": line("manual: answer press → caller's first frame of the box", &manual.to_caller),
             "answer_to_box_first_frame": line("manual: answer press → box's first frame of the caller", &manual.to_box),
             "stages": stages("manual: answer press → caller's first frame by stage", &manual.stages),
         },
+        "setup_web": web,
         "cost": costs.iter().zip(&floors).map(|(c, f)| {
             println!(
                 "bench: call {} ({secs} s): box {:.1} CPU s/min, peak RSS {:.0} MiB, receives {:.1} fps | Python SDK peer {:.1} CPU s/min, peak RSS {:.0} MiB, receives {:.1} fps | box/peer CPU {:.2}",

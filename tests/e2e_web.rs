@@ -6,88 +6,10 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use callbox_testkit::PyPeer;
-use serde_json::Value;
 use support::World;
-
-/// The page, driven one command at a time (see `tests/peers/browser.py`).
-struct Browser {
-    peer: PyPeer,
-    sent: usize,
-}
-
-fn shots_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/web");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-impl Browser {
-    /// Opens `path` (e.g. `/`) of the hub's app in a new browser.
-    fn open(w: &World, name: &str, path: &str, extra: &[&str]) -> Browser {
-        let url = format!("{}{path}", w.hub_url);
-        let shots = shots_dir();
-        let mut args = vec![
-            "--url".to_owned(),
-            url,
-            "--shots".to_owned(),
-            shots.display().to_string(),
-        ];
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let peer = PyPeer::spawn_named(name, "browser.py", args);
-        peer.expect_event("ready", Duration::from_secs(60));
-        Browser { peer, sent: 0 }
-    }
-
-    /// Runs one command; returns its `done` event, or panics with the page's errors.
-    fn run(&mut self, line: &str, timeout: Duration) -> Value {
-        self.peer.send_line(line);
-        self.sent += 1;
-        let n = self.sent as u64;
-        // browser.py numbers the commands it finishes (`n`, from 1).
-        let out = self.peer.wait_for(
-            |v| {
-                matches!(
-                    v.get("event").and_then(Value::as_str),
-                    Some("done" | "failed")
-                ) && v.get("n").and_then(Value::as_u64) == Some(n)
-            },
-            timeout,
-        );
-        match out {
-            Some(v) if v["event"] == "done" => v,
-            other => panic!(
-                "browser command `{line}` did not succeed: {other:?}\npage errors: {:?}\n{}",
-                self.page_errors(),
-                self.peer.report()
-            ),
-        }
-    }
-
-    fn page_errors(&self) -> Vec<Value> {
-        self.peer
-            .events()
-            .into_iter()
-            .filter(|v| v["event"] == "page_error")
-            .collect()
-    }
-
-    fn state(&mut self, state: &str, secs: u64) -> Value {
-        self.run(
-            &format!("state {state} {secs}"),
-            Duration::from_secs(secs + 10),
-        )
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        self.peer.send_line("quit");
-    }
-}
+use support::browser::Browser;
 
 const SECS: Duration = Duration::from_secs(30);
 
@@ -126,12 +48,27 @@ fn a_browser_signed_in_by_link_calls_the_box_sees_it_mutes_and_hangs_up() {
         "remote video has a size: {d}"
     );
     assert_eq!(d["micMuted"], false, "{d}");
+    // The page's own set-up times (`make bench` reads them): each step after the one
+    // before, and the first frame within the test's wait.
+    let at = |k: &str| d["setup"][k].as_f64().unwrap_or(f64::NAN);
+    let steps = [
+        "placedUnixMs",
+        "connectedUnixMs",
+        "videoSubscribedUnixMs",
+        "firstFrameUnixMs",
+    ]
+    .map(at);
+    assert!(
+        steps.windows(2).all(|w| w[0] <= w[1]) && steps[3] - steps[0] < 60_000.0,
+        "the page's set-up times are in order: {d}"
+    );
     callbox_testkit::report!(
-        "web: the page showed {} frames of the box's video at {}x{}; the box decoded {} frames from the browser",
+        "web: the page showed {} frames of the box's video at {}x{}; the box decoded {} frames from the browser; invite → the page's first frame {:.0} ms",
         d["frames"],
         size[0],
         size[1],
-        w.status().map_or(0, |s| s.video_frames_received)
+        w.status().map_or(0, |s| s.video_frames_received),
+        steps[3] - steps[0]
     );
     page.run("shot in-call", SECS);
 

@@ -25,7 +25,8 @@ Commands (waits are in seconds; every selector is a data-testid of hub/web):
   wait-debug KEY JSON S           wait until window.callboxDebug's KEY equals JSON
   key KEY                         press a key (Playwright's names: Escape, Enter, Tab)
   frames N S                      wait until N remote video frames were shown in this call
-  debug                           window.callboxDebug's state, frames, size, mic, tracks
+  debug                           window.callboxDebug's state, frames, size, mic, tracks,
+                                  setup (unix ms of the invite POST and the first frame)
   history                         the history rows' text and call ids
   shot NAME                       screenshots DIR/NAME-phone.png (390x844) and
                                   DIR/NAME-desktop.png (1280x800)
@@ -196,7 +197,7 @@ class Driver:
         return self.page.evaluate(
             """() => { const d = window.callboxDebug; return {
                 state: d.state(), frames: d.remoteVideoFrames(), size: d.remoteVideoSize(),
-                micMuted: d.micMuted(), tracks: d.publishedTracks() }; }"""
+                micMuted: d.micMuted(), tracks: d.publishedTracks(), setup: d.setup() }; }"""
         )
 
 

@@ -161,6 +161,7 @@ const S = {
   endedTimer: 0,
   tickTimer: 0,
   frames: 0,
+  setup: {}, // see callboxDebug.setup
   el: {}, // elements of the signed-in screen
 };
 
@@ -628,6 +629,7 @@ function newCall(fields) {
     ...fields,
   };
   S.call = c;
+  S.setup = { placedUnixMs: null, connectedUnixMs: null, videoSubscribedUnixMs: null, firstFrameUnixMs: null };
   setMessage(null);
   return c;
 }
@@ -640,6 +642,7 @@ async function placeCall(identity, callType) {
   startTone('ringback');
   let info;
   try {
+    S.setup.placedUnixMs = Date.now();
     info = await api('POST', '/api/calls/invite', { callType, invitees: [identity] });
   } catch (e) {
     // The hub's sentence for not_allowed names the admin command; a caller needs words.
@@ -766,6 +769,7 @@ async function joinRoom(c, info) {
   }
   if (S.call !== c) { room.disconnect(); return; }
   c.roomConnected = true;
+  S.setup.connectedUnixMs = Date.now();
   room.startAudio().catch(() => {});
   E().soundBtn.hidden = room.canPlaybackAudio;
   c.quality = room.localParticipant.connectionQuality;
@@ -803,7 +807,11 @@ async function publishLocal(c, room) {
 
 function wireRoom(c, room) {
   room
-    .on(RoomEvent.TrackSubscribed, (track) => { if (S.call === c) onRemoteTrack(c, track); })
+    .on(RoomEvent.TrackSubscribed, (track) => {
+      if (S.call !== c) return;
+      if (track.kind === Track.Kind.Video && !S.setup.videoSubscribedUnixMs) S.setup.videoSubscribedUnixMs = Date.now();
+      onRemoteTrack(c, track);
+    })
     .on(RoomEvent.TrackUnsubscribed, (track) => onRemoteTrackGone(c, track))
     .on(RoomEvent.TrackMuted, () => S.call === c && updateStage())
     .on(RoomEvent.TrackUnmuted, () => S.call === c && updateStage())
@@ -1133,8 +1141,12 @@ function closeNotification(c) {
 
 function startFrameCounter(video) {
   if (!('requestVideoFrameCallback' in HTMLVideoElement.prototype)) return;
-  const onFrame = () => {
-    if (S.call && video.srcObject) S.frames += 1;
+  const onFrame = (_now, meta) => {
+    if (S.call && video.srcObject) {
+      S.frames += 1;
+      // When the first frame of the call went to the screen, on the page's clock.
+      if (S.frames === 1) S.setup.firstFrameUnixMs = performance.timeOrigin + meta.presentationTime;
+    }
     if (video.isConnected) video.requestVideoFrameCallback(onFrame);
   };
   video.requestVideoFrameCallback(onFrame);
@@ -1142,6 +1154,10 @@ function startFrameCounter(video) {
 
 window.callboxDebug = {
   state: () => S.state,
+  // Unix ms of the call's invite POST, of the room joined, of the first remote video
+  // track subscribed and of its first frame on screen (rVFC's presentationTime); null
+  // until they happen. Read by `make bench`.
+  setup: () => ({ ...S.setup }),
   remoteVideoFrames: () => {
     const v = S.el.remoteVideo;
     if (!v) return 0;
