@@ -282,9 +282,10 @@ fn setup(n: usize, manual: bool, keep_log: Option<&std::path::Path>) -> Setup {
 /// (both on the page's clock: `callboxDebug.setup`). The web app uses one peer
 /// connection for sending and receiving (the JS SDK's default), the Python SDK peer of
 /// [`setup`] two, so the two set-ups meet livekit-server's negotiation differently
-/// ([`caller_join`]). Per call: `[joined the room, subscribed to the box's video, its
-/// first frame]`, ms after the POST. `Err` says why the browser could not be used.
-fn web_setup(n: usize) -> Result<Vec<[f64; 3]>, String> {
+/// ([`caller_join`]). Per call: ms after the POST of each of [`WEB_STAGES`] (NaN when
+/// the page did not see it). Keeps the box's and livekit-server's logs in `dir` as
+/// `setup-web{,-livekit}.log`. `Err` says why the browser could not be used.
+fn web_setup(n: usize, dir: &std::path::Path) -> Result<Vec<[f64; 5]>, String> {
     if !std::path::Path::new("/usr/bin/chromium").is_file() {
         return Err("no /usr/bin/chromium (make setup installs it)".into());
     }
@@ -304,63 +305,77 @@ fn web_setup(n: usize) -> Result<Vec<[f64; 3]>, String> {
         let Some(placed) = at("placedUnixMs") else {
             return Err(format!("the page's debug has no set-up times: {d}"));
         };
-        out.push(
-            [
-                "connectedUnixMs",
-                "videoSubscribedUnixMs",
-                "firstFrameUnixMs",
-            ]
-            .map(|k| at(k).map_or(f64::NAN, |t| t - placed)),
-        );
+        out.push(WEB_STAGES.map(|(k, _)| at(k).map_or(f64::NAN, |t| t - placed)));
         page.run("click hangup", secs);
         page.state("idle", 20);
         w.wait_status("idle", Duration::from_secs(20), |s| {
             s.state == "idle" && !s.media_active
         });
     }
+    let _ = std::fs::write(dir.join("setup-web.log"), w.daemon_log());
+    let _ = std::fs::copy(w.lk.log_path(), dir.join("setup-web-livekit.log"));
     Ok(out)
 }
 
+/// The web app's set-up stamps (`callboxDebug.setup`) and their names in the report.
+const WEB_STAGES: [(&str, &str); 5] = [
+    ("connectedUnixMs", "page_joined_room"),
+    ("peerJoinedUnixMs", "box_joined_room"),
+    ("videoPublishedUnixMs", "box_video_published"),
+    ("videoSubscribedUnixMs", "page_subscribed"),
+    ("firstFrameUnixMs", "first_frame_shown"),
+];
+
 /// Runs [`web_setup`] and prints it: invite → the page's first frame of the box (p50,
 /// p95, each call) and the medians of its stages; the report's `setup_web`.
-fn web_report(n: usize) -> Value {
-    let calls = match web_setup(n) {
+fn web_report(n: usize, dir: &std::path::Path) -> Value {
+    let calls = match web_setup(n, dir) {
         Ok(calls) => calls,
         Err(why) => {
             println!("bench: web app: not measured: {why}");
             return json!({"not_measured": why});
         }
     };
-    let first: Vec<f64> = calls.iter().map(|c| c[2]).collect();
+    let first: Vec<f64> = calls.iter().map(|c| c[4]).collect();
     let (p50, p95) = p50_p95(&first);
-    let median = |k: usize| {
+    let mut stages = serde_json::Map::new();
+    let mut text = vec![];
+    for (k, (_, name)) in WEB_STAGES.iter().enumerate() {
         let xs: Vec<f64> = calls
             .iter()
             .map(|c| c[k])
             .filter(|x| x.is_finite())
             .collect();
-        if xs.is_empty() {
-            f64::NAN
-        } else {
-            p50_p95(&xs).0
+        if !xs.is_empty() {
+            let m = p50_p95(&xs).0;
+            text.push(format!("{name} {m:.0}"));
+            stages.insert(name.to_string(), json!({"p50_ms": m, "calls": xs.len()}));
         }
-    };
+    }
     println!(
         "bench: web app (chromium): invite → its first frame of the box p50 {p50:.0} ms, \
-         p95 {p95:.0} ms; joined the room at {:.0}, subscribed to the box's video at {:.0} \
-         (medians; {n} calls: {})",
-        median(0),
-        median(1),
+         p95 {p95:.0} ms ({n} calls: {}); medians, ms after the invite: {}",
         first
             .iter()
             .map(|x| format!("{x:.0}"))
             .collect::<Vec<_>>()
-            .join(" ")
+            .join(" "),
+        text.join(", ")
     );
+    for c in calls.iter().filter(|c| c[4] > p50 + 200.0) {
+        println!(
+            "bench: web app: a slow call, ms after the invite: {}",
+            WEB_STAGES
+                .iter()
+                .zip(c)
+                .map(|((_, name), t)| format!("{name} {t:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     json!({
         "invite_to_first_frame": {"p50_ms": p50, "p95_ms": p95, "samples_ms": first},
-        "joined_p50_ms": median(0),
-        "video_subscribed_p50_ms": median(1),
+        "stages": stages,
     })
 }
 
@@ -1067,7 +1082,7 @@ fn main() {
                     .unwrap_or(f64::NAN),
             );
         }
-        web_report(n);
+        web_report(n, &dir);
         return;
     }
     // CALL_BENCH_COST_ONLY=640x480 (or 1280x720): only the box's call at that size, to
@@ -1129,7 +1144,7 @@ fn main() {
     println!("bench: idle: box {idle_cpu:.1} % of a core, RSS {idle_rss:.0} MiB");
     let auto = setup(n, false, None);
     let manual = setup(n, true, None);
-    let web = web_report(n);
+    let web = web_report(n, &dir);
     let cuts = recovery(env_or("CALL_BENCH_CUTS", 5));
     let stages_640 = latency_stages(640, 480, secs.min(10), &dir);
     let mut costs = vec![];

@@ -78,6 +78,19 @@ fn one_call(w: &World, poke_with_bad_frames: bool) -> CallNumbers {
         assert!(log.contains("ignoring unknown hub event type"), "logged");
     }
 
+    // The box's video starts with keyframes of its own (`media::keyframe_start`): 1.5 s
+    // into the call the caller has decoded more than the one a stream starts with.
+    w.wait_status("1.5 s of video", Duration::from_secs(30), |s| {
+        s.video_frames_received >= 45
+    });
+    caller.send_line("status");
+    let status = caller.expect_event("status", Duration::from_secs(10));
+    let receiver = &status["video_receivers"]["box1"];
+    assert!(
+        receiver["key_frames_decoded"].as_u64().unwrap_or(0) >= 3,
+        "the caller decoded the box's start keyframes: {receiver}"
+    );
+
     let box_video_rx = w.status().unwrap().video_frames_received;
     caller.send_line("hangup");
     caller.expect_event("hung_up", Duration::from_secs(15));

@@ -16,6 +16,7 @@ mod elements;
 pub mod encoder;
 mod engine;
 mod keyframe;
+mod keyframe_start;
 mod nested;
 mod pace;
 mod pipeline;

@@ -405,6 +405,7 @@ fn build_publisher(
                     list.retain(|e| e.upgrade().is_some());
                     list.push(encoder.downgrade());
                 }
+                super::keyframe_start::add_start_keyframes(&encoder);
             }
             Some((ours && enc_plan.complete).to_value())
         })

@@ -785,10 +785,8 @@ class CallSession:
                 if cmd in ("leave", "quit"):
                     return "leave"
                 if cmd == "status":
-                    extra = {}
-                    if self.counter.latency_stamps:  # the bench's breakdown
-                        extra["video_receivers"] = await self.counter.video_receiver_stats()
-                    emit("status", media_ok=self.media_ok, **self.counter.counts(), **extra)
+                    emit("status", media_ok=self.media_ok, **self.counter.counts(),
+                         video_receivers=await self.counter.video_receiver_stats())
                 elif cmd == "reset_levels":
                     # tone_levels_db starts over: a level after a change, alone.
                     self.counter.reset_tone_levels()

@@ -806,10 +806,13 @@ async function publishLocal(c, room) {
 }
 
 function wireRoom(c, room) {
+  const stamp = (key) => { if (S.call === c && !S.setup[key]) S.setup[key] = Date.now(); };
   room
+    .on(RoomEvent.ParticipantConnected, () => stamp('peerJoinedUnixMs'))
+    .on(RoomEvent.TrackPublished, (pub) => { if (pub.kind === Track.Kind.Video) stamp('videoPublishedUnixMs'); })
     .on(RoomEvent.TrackSubscribed, (track) => {
       if (S.call !== c) return;
-      if (track.kind === Track.Kind.Video && !S.setup.videoSubscribedUnixMs) S.setup.videoSubscribedUnixMs = Date.now();
+      if (track.kind === Track.Kind.Video) stamp('videoSubscribedUnixMs');
       onRemoteTrack(c, track);
     })
     .on(RoomEvent.TrackUnsubscribed, (track) => onRemoteTrackGone(c, track))
@@ -1154,9 +1157,10 @@ function startFrameCounter(video) {
 
 window.callboxDebug = {
   state: () => S.state,
-  // Unix ms of the call's invite POST, of the room joined, of the first remote video
-  // track subscribed and of its first frame on screen (rVFC's presentationTime); null
-  // until they happen. Read by `make bench`.
+  // Unix ms of the call's invite POST, of the room joined, of the first other
+  // participant seen in it (after the page joined), of its first video track published
+  // and subscribed, and of its first frame on screen (rVFC's presentationTime); null or
+  // absent until they happen. Read by `make bench`.
   setup: () => ({ ...S.setup }),
   remoteVideoFrames: () => {
     const v = S.el.remoteVideo;
