@@ -14,8 +14,8 @@ use super::keyframe::force_keyframe;
 ///
 /// A subscriber can miss the stream's first keyframe. The caller web app (chromium,
 /// `livekit-client` with one peer connection) then showed the box's first frame
-/// ~0.6 s late in 9 of about 115 calls (`make bench`'s `setup_web`). In livekit-server's
-/// debug log of one: the SFU forwarded the box's keyframe 10 ms after it bound the
+/// ~0.6 s late in about one call in twelve (`make bench`'s `setup_web`). In
+/// livekit-server's debug log of one: the SFU forwarded the box's keyframe 10 ms after it bound the
 /// page's downtrack, the page asked for another 217 and 419 ms later, and neither
 /// reached the box: livekit-server 1.13 passes at most one PLI per 500 ms to a
 /// single-layer video (`pli_throttle`), and it had sent one as the downtrack was bound.
