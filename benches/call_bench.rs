@@ -68,6 +68,15 @@ fn p50_p95(xs: &[f64]) -> (f64, f64) {
     (at(0.50), at(0.95))
 }
 
+/// The median of `xs`, nearest rank; NaN when empty.
+fn median(xs: &[f64]) -> f64 {
+    if xs.is_empty() {
+        f64::NAN
+    } else {
+        p50_p95(xs).0
+    }
+}
+
 /// `(p50, p95, p99)` of `xs`, nearest rank.
 fn percentiles(xs: &[f64]) -> (f64, f64, f64) {
     let mut v = xs.to_vec();
@@ -329,6 +338,10 @@ const WEB_STAGES: [(&str, &str); 5] = [
 /// Runs [`web_setup`] and prints it: invite → the page's first frame of the box (p50,
 /// p95, each call) and the medians of its stages; the report's `setup_web`.
 fn web_report(n: usize, dir: &std::path::Path) -> Value {
+    if n == 0 {
+        println!("bench: web app: not measured (CALL_BENCH_N=0)");
+        return json!({"calls": 0});
+    }
     let calls = match web_setup(n, dir) {
         Ok(calls) => calls,
         Err(why) => {
@@ -347,7 +360,7 @@ fn web_report(n: usize, dir: &std::path::Path) -> Value {
             .filter(|x| x.is_finite())
             .collect();
         if !xs.is_empty() {
-            let m = p50_p95(&xs).0;
+            let m = median(&xs);
             text.push(format!("{name} {m:.0}"));
             stages.insert(name.to_string(), json!({"p50_ms": m, "calls": xs.len()}));
         }
@@ -380,11 +393,11 @@ fn web_report(n: usize, dir: &std::path::Path) -> Value {
 }
 
 /// When the caller itself was in the room, against when the box's video was published
-/// (ms, `Value` for the report). livekit-server (v1.13.5, `pkg/rtc/transport.go`,
+/// (ms; printed, and a `Value` for the report). livekit-server (v1.13.5, `pkg/rtc/transport.go`,
 /// `negotiationFrequency`) offers a new track to a subscriber 10 ms after it appears
 /// only when its last offer to that subscriber (sent as the caller joined) is 150 ms
 /// old or more; otherwise 150 ms after it.
-fn caller_join(s: &Setup) -> Value {
+fn caller_join(name: &str, s: &Setup) -> Value {
     let finite = |xs: Vec<f64>| xs.into_iter().filter(|x| x.is_finite()).collect::<Vec<_>>();
     let joined = finite(s.caller_connected.clone());
     let gaps = finite(
@@ -394,16 +407,13 @@ fn caller_join(s: &Setup) -> Value {
             .map(|(c, st)| st[1] - c)
             .collect(),
     );
-    let median = |xs: &[f64]| {
-        if xs.is_empty() {
-            f64::NAN
-        } else {
-            p50_p95(xs).0
-        }
-    };
     let (j50, g50) = (median(&joined), median(&gaps));
     let min = gaps.iter().copied().fold(f64::INFINITY, f64::min);
     let max = gaps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    println!(
+        "bench: {name}: the caller's own join (connected) at p50 {j50:.0} ms; the box's \
+         video published {g50:.0} ms after it (p50; min {min:.0}, max {max:.0})"
+    );
     json!({
         "caller_connected_p50_ms": j50,
         "to_box_video_published_p50_ms": g50,
@@ -1066,21 +1076,7 @@ fn main() {
                 let (a, b) = p50_p95(&xs);
                 println!("bench: {name}:   {stage} at p50 {a:.0} ms, p95 {b:.0} ms");
             }
-            let j = caller_join(&s);
-            println!(
-                "bench: {name}:   the caller's own join (connected) at p50 {:.0} ms; \
-                 the box's video published {:.0} ms after it (p50; min {:.0}, max {:.0})",
-                j["caller_connected_p50_ms"].as_f64().unwrap_or(f64::NAN),
-                j["to_box_video_published_p50_ms"]
-                    .as_f64()
-                    .unwrap_or(f64::NAN),
-                j["to_box_video_published_min_ms"]
-                    .as_f64()
-                    .unwrap_or(f64::NAN),
-                j["to_box_video_published_max_ms"]
-                    .as_f64()
-                    .unwrap_or(f64::NAN),
-            );
+            caller_join(name, &s);
         }
         web_report(n, &dir);
         return;
@@ -1238,7 +1234,7 @@ fn main() {
             "invite_to_caller_first_frame": line("auto: invite → caller's first frame of the box", &auto.to_caller),
             "invite_to_box_first_frame": line("auto: invite → box's first frame of the caller", &auto.to_box),
             "stages": stages("auto: invite → caller's first frame by stage", &auto.stages),
-            "caller_join": caller_join(&auto),
+            "caller_join": caller_join("auto", &auto),
         },
         "setup_manual": {
             "answer_to_caller_first_frame": line("manual: answer press → caller's first frame of the box", &manual.to_caller),
