@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Plots `make bench`'s call benchmark (benches/call_bench.rs) from target/bench/:
+"""Plots `make bench`'s call benchmark (benches/call_bench/) from target/bench/:
 
     plot-bench.py [DIR]
 

@@ -1,5 +1,5 @@
 //! The box's network cut mid-call, shared by the fault matrix (`tests/e2e_netfaults.rs`)
-//! and the benchmark's recovery figure (`benches/call_bench.rs`): the box in a network
+//! and the benchmark's recovery figure (`benches/call_bench/`): the box in a network
 //! namespace of its own (testkit's `NetNs`), its traffic cut and restored.
 
 use std::time::{Duration, Instant};

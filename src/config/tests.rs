@@ -61,7 +61,7 @@ fn missing_credential_says_how_to_get_one() {
 fn the_example_file_as_installed_says_to_set_the_credential() {
     // The package installs config/callbox.example.toml as /etc/callbox/callbox.toml;
     // started as is, the daemon must tell the installer what to edit.
-    let err = parse(include_str!("../config/callbox.example.toml"))
+    let err = parse(include_str!("../../config/callbox.example.toml"))
         .unwrap_err()
         .to_string();
     assert!(
@@ -71,7 +71,7 @@ fn the_example_file_as_installed_says_to_set_the_credential() {
             && err.contains("add-device"),
         "{err}"
     );
-    let fixed = include_str!("../config/callbox.example.toml")
+    let fixed = include_str!("../../config/callbox.example.toml")
         .replace("replace-with-the-device-credential", "a-real-credential");
     let c = parse(&fixed).expect("the example is otherwise valid");
     assert_eq!(c.call.answer, AnswerPolicy::Auto);
