@@ -235,10 +235,8 @@ async def screen_check(guest: Guest, share: Path, out: Path, checks: Checks,
     """Capture vkms' planes in the guest until the overlay plane (the box's call screen,
     composed at [screen] width x height and shown by kmssink) shows the caller's bars
     in their colours, for at most `within_s`. The check: the screen's video region
-    shows the caller's moving picture (full-height bars). Whether its colours
-    are the caller's (pictures.call_screen_caller) is reported too, a WARN line when
-    not, not failed on yet: until 2026-11-24 a too narrow region made that check fail
-    on most frames with the right colours (README, the hardware lab). The plane ->
+    shows the caller's moving picture (full-height bars), and in the caller's colours
+    (pictures.call_screen_caller: the eight bars, in order). The plane ->
     OUT/box-screen.png."""
     t0 = time.monotonic()
     found: dict[str, Any] = {"captures": 0}
@@ -274,9 +272,9 @@ async def screen_check(guest: Guest, share: Path, out: Path, checks: Checks,
                  f"capture {found['captures']} after {found['after_s']} s; plane "
                  f"{json.dumps({k: plane.get(k) for k in ('plane', 'width', 'height', 'format', 'bars')})}; "
                  f"saved {found.get('png')}")
-    if not found["colours_match"]:
-        print(f"WARN the box's screen shows the caller's bars in other colours than the caller's "
-              f"(palette match {json.dumps(plane.get('match'))}): see box-screen.png", flush=True)
+    checks.check("the box's call screen shows the caller's bars in the caller's colours",
+                 found["colours_match"],
+                 f"palette match {json.dumps(plane.get('match'))}; see {found.get('png')}")
     return found
 
 
