@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Where a process's anonymous resident memory was allocated, by call site.
 
-Waits for a process whose command line matches PATTERN (`pgrep -f`), records its
-mmap/munmap/mremap system calls with user call stacks (`perf record`, DWARF unwinding)
-for SECONDS, then reads which pages of each mapping are resident (`/proc/PID/pagemap`,
+Waits for a process whose command line matches PATTERN (`pgrep -f`), stops it until
+perf has attached, then records its mmap/munmap/mremap system calls with their user
+call stacks (`perf record -p`, DWARF unwinding) for SECONDS, then reads which pages of each mapping are resident (`/proc/PID/pagemap`,
 bit 63) at that moment. Each anonymous mapping still alive then is put down to the
 first frame of its call stack outside the C library, GLib and GStreamer's generic
 allocation code, with its resident size (KiB). What was mapped before the recording
@@ -22,12 +22,15 @@ import argparse
 import collections
 import os
 import re
+import signal
 import struct
 import subprocess
 import sys
 import time
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+# glibc's HEAP_MAX_SIZE on 64-bit: 2 * DEFAULT_MMAP_THRESHOLD_MAX (32 MiB).
+ARENA_HEAP_ALIGN = 64 << 20
 
 # Frames that allocate for someone else: the site is the first frame past these.
 GENERIC = re.compile(
@@ -48,12 +51,20 @@ NO_SYMBOL = "[unknown]"
 
 
 def wait_for(pattern, timeout_s):
+    """The oldest process matching `pattern` that is not this script or a shell that
+    started it (their command lines hold the pattern too)."""
+    mine = {os.getpid(), os.getppid()}
     end = time.time() + timeout_s
     while time.time() < end:
-        r = subprocess.run(["pgrep", "-f", "-o", pattern], capture_output=True, text=True)
-        pids = [int(p) for p in r.stdout.split() if int(p) != os.getpid()]
-        if pids:
-            return pids[0]
+        r = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+        for pid in sorted(int(p) for p in r.stdout.split()):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read()
+            except OSError:
+                continue
+            if pid not in mine and b"rss-by-site" not in cmdline and not cmdline.startswith(b"bash"):
+                return pid
         time.sleep(0.01)
     sys.exit(f"rss-by-site: no process matched {pattern!r} within {timeout_s} s")
 
@@ -93,17 +104,17 @@ def parse_script(text):
         if not line.startswith((" ", "\t")):
             if cur:
                 events.append(cur)
-            m = re.search(r"\s(\d+)\s+\[\d+\]\s+[\d.]+:\s+syscalls:(sys_\w+):\s*(.*)$", line)
-            if not m:
-                m = re.search(r"\s(\d+)\s+[\d.]+:\s+syscalls:(sys_\w+):\s*(.*)$", line)
+            m = re.search(r"^(.*?)\s+\d+/(\d+)\s+[\d.]+:\s+syscalls:(sys_\w+):\s*(.*)$", line)
             if not m:
                 cur = None
                 continue
-            fields = dict(re.findall(r"(\w+):\s*(0x[0-9a-f]+|-?\d+)", m.group(3)))
-            if m.group(2).startswith("sys_exit") and "ret" not in fields:
+            comm, tid, name, trace = m.group(1).strip(), int(m.group(2)), m.group(3), m.group(4)
+            fields = dict(re.findall(r"(\w+):\s*(0x[0-9a-f]+|-?\d+)", trace))
+            if name.startswith("sys_exit") and "ret" not in fields:
                 # perf prints a sys_exit's return value bare: `sys_exit_mmap: 0x7f…`
-                fields["ret"] = m.group(3).split()[0] if m.group(3).split() else "-1"
-            cur = (m.group(2), int(m.group(1)), fields, [])
+                fields["ret"] = trace.split()[0] if trace.split() else "-1"
+            fields["comm"] = comm
+            cur = (name, tid, fields, [])
         elif cur:
             m = re.match(r"\s+[0-9a-f]+\s+(.*?)\s+\((.*)\)\s*$", line)
             if m:
@@ -118,7 +129,28 @@ def num(v):
     return int(v, 16) if v.startswith("0x") else int(v)
 
 
-def site_of(stack):
+def plugin_of(stack):
+    """The first GStreamer plugin (`libgstfoo.so`, not a `-1.0` library) or the
+    `callbox` binary (its statically linked elements) in the stack."""
+    for _, dso in stack:
+        if (dso.startswith("libgst") and "-1.0.so" not in dso) or dso == "callbox":
+            return dso
+    return None
+
+
+def site_of(stack, comm):
+    """`thread: first frame past the generic allocation code [in plugin]`: a GStreamer
+    streaming thread is named after its element and pad (`queue1:src`)."""
+    where = site_frames(stack)
+    if where.startswith(("thread stacks", "malloc arenas")):
+        return where
+    plugin = plugin_of(stack)
+    if plugin and plugin not in where:
+        where += f" in {plugin}"
+    return f"{comm}: {where}"
+
+
+def site_frames(stack):
     """The first two frames past the generic allocation code, `sym (dso)`."""
     out = []
     for sym, dso in stack:
@@ -174,12 +206,12 @@ def live_regions(events):
                     continue  # file-backed (MAP_ANONYMOUS is 0x20)
                 length = num(ef.get("len", "0"))
                 unmap(ret, ret + length)
-                live[ret] = [ret + length, site_of(stack)]
+                live[ret] = [ret + length, site_of(stack, ef["comm"])]
             else:
                 old = num(ef.get("addr", "0"))
                 old_len = num(ef.get("old_len", "0"))
                 new_len = num(ef.get("new_len", "0"))
-                site = next((s for a, (e, s) in live.items() if a <= old < e), site_of(stack))
+                site = next((s for a, (e, s) in live.items() if a <= old < e), site_of(stack, ef["comm"]))
                 unmap(old, old + old_len)
                 unmap(ret, ret + new_len)
                 live[ret] = [ret + new_len, site]
@@ -196,7 +228,6 @@ def main():
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     data = os.path.join(a.out, "mmap-perf.data")
-    pid = wait_for(a.pattern, a.wait)
     events = ",".join(
         [
             "syscalls:sys_enter_mmap",
@@ -206,10 +237,17 @@ def main():
             "syscalls:sys_exit_mremap",
         ]
     )
+    # The process is stopped as soon as it is seen, until perf has attached, so that
+    # its first mappings are in the recording too. (`perf record -a` from before it
+    # starts would see them, but perf 6.1 then unwinds its stacks no further than libc.)
+    pid = wait_for(a.pattern, a.wait)
+    os.kill(pid, signal.SIGSTOP)
     perf = subprocess.Popen(
         ["perf", "record", "-q", "-e", events, "--call-graph", "dwarf,16384", "-p", str(pid), "-o", data],
         stdout=subprocess.DEVNULL,
     )
+    time.sleep(2)
+    os.kill(pid, signal.SIGCONT)
     t0 = time.time()
     time.sleep(a.seconds)
     present, vmas = resident_pages(pid)
@@ -217,7 +255,7 @@ def main():
     perf.wait()
     print(f"rss-by-site: pid {pid}, recorded {time.time() - t0:.0f} s; unwinding…", file=sys.stderr)
     text = subprocess.run(
-        ["perf", "script", "-i", data, "-F", "comm,tid,time,event,trace,ip,sym,dso"],
+        ["perf", "script", "-i", data, "-F", "comm,pid,tid,time,event,trace,ip,sym,dso"],
         capture_output=True,
         text=True,
     ).stdout  # (perf warns on stderr that 'trace' is not valid for other event types)
@@ -232,10 +270,21 @@ def main():
         counted |= pages
         by_site[site] += len(pages) * PAGE // 1024
     rest = collections.Counter()
+    before = []
     for lo, hi, path in vmas:
         n = sum(1 for p in range(lo // PAGE, hi // PAGE) if p in present and p not in counted)
-        if n:
-            rest["the main heap (brk)" if path == "[heap]" else f"{path}: mapped before the recording"] += n * PAGE // 1024
+        if not n:
+            continue
+        if path == "[heap]":
+            what = "the main heap (brk): malloc's main arena"
+        elif path == "anon" and lo % ARENA_HEAP_ALIGN == 0:
+            # glibc's other arenas live in heaps aligned to HEAP_MAX_SIZE (64 MiB on
+            # 64-bit), grown with mprotect, so their growth is no mmap call.
+            what = "malloc's other arenas (heaps aligned to 64 MiB)"
+        else:
+            what = f"{path}: mapped before the recording"
+            before.append((n * PAGE // 1024, lo, hi))
+        rest[what] += n * PAGE // 1024
     total = len(present) * PAGE // 1024
     lines = [f"anonymous resident memory of pid {pid}: {total / 1024:.1f} MiB"]
     lines.append(f"  mapped while recording and still alive, by call site ({sum(by_site.values()) / 1024:.1f} MiB):")
@@ -249,6 +298,8 @@ def main():
         lines.append(f"    {small / 1024:7.1f} MiB  (other sites)")
     for what, kib in rest.most_common():
         lines.append(f"  {kib / 1024:7.1f} MiB  {what}")
+    for kib, lo, hi in sorted(before, reverse=True)[:5]:
+        lines.append(f"    of which {kib / 1024:.1f} MiB in {lo:#x}-{hi:#x} ({(hi - lo) >> 20} MiB mapped)")
     report = "\n".join(lines)
     print(report)
     with open(os.path.join(a.out, "rss-by-site.txt"), "w") as f:

@@ -118,6 +118,74 @@ fn the_screen_composes_bgrx_at_the_configured_rate_only_while_video_shows() {
     screen.stop();
 }
 
+/// The background is drawn once: its source sends one frame, which the compositor
+/// keeps composing (`repeat-after-eos`), so the idle screen still shows it a second
+/// later, at its pace (the bands, live, pace the compositor: with every pad at EOS it
+/// composed as fast as it could). Drawn 30 times a second, the background held
+/// 17.6 MiB of a 640x480 call's memory in frames (README, Performance).
+#[test]
+fn the_background_is_drawn_once_and_stays_on_the_screen() {
+    let screen = idle_screen_on_fakesink("width = 320\nheight = 180\nframerate = 30");
+    wait_for_pace(&screen, STILL_FRAMERATE);
+    let counts: Vec<_> = [&screen.background]
+        .into_iter()
+        .map(|pad| {
+            let n = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+            let seen = n.clone();
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            })
+            .unwrap();
+            n
+        })
+        .collect();
+    let composed = screen.sink.static_pad("sink").unwrap();
+    let frames = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = frames.clone();
+    composed
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        })
+        .unwrap();
+    // Ten composed frames (a second at the still rate) after the probes went in.
+    let t0 = Instant::now();
+    while frames.load(std::sync::atomic::Ordering::Relaxed) < 10 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the screen composed no frames"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // At its pace: 10 frames at 10 fps take ~0.9 s (with every pad at EOS the
+    // compositor composed them in a few ms).
+    assert!(
+        t0.elapsed() >= Duration::from_millis(500),
+        "10 frames composed in {:?}: the screen is not paced",
+        t0.elapsed()
+    );
+    for (what, n) in ["background"].iter().zip(&counts) {
+        let n = n.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(n <= 1, "the {what} sent {n} frames while 10 were composed");
+    }
+    let sample = screen
+        .sink
+        .property::<Option<gst::Sample>>("last-sample")
+        .expect("the sink keeps its last frame");
+    let buffer = sample.buffer().unwrap().map_readable().unwrap();
+    let centre = (90 * 320 + 4) * 4;
+    let [a, r, g, b] = BACKGROUND.to_be_bytes();
+    let _ = a;
+    assert_eq!(
+        &buffer[centre..centre + 3],
+        &[b, g, r],
+        "the idle screen's centre is not the background colour (BGRx)"
+    );
+    drop(buffer);
+    screen.stop();
+}
+
 /// A display that stalls for a while (a busy CPU) makes the screen drop composed
 /// frames, not queue them: each queued frame is a buffer its pool keeps for good.
 #[test]
