@@ -288,6 +288,7 @@ impl Screen {
             add_band(&pipeline, &mixer, &top, framerate)?,
             add_band(&pipeline, &mixer, &bottom, framerate)?,
         ];
+        add_pacer(&pipeline, &mixer, framerate)?;
         let background = bg_caps
             .static_pad("src")
             .and_then(|p| p.peer())
@@ -640,10 +641,43 @@ pub(super) fn composed_caps(w: u32, h: u32, fps: u32) -> gst::Caps {
         .build()
 }
 
+/// Adds the compositor's pacer: a live 16x16 source at `fps`, never shown (pad alpha 0,
+/// which the compositor skips). With every pad at EOS (the background and the bands
+/// drawn once, no tile) GStreamer 1.22's live compositor stopped waiting for the clock
+/// and composed frames as fast as it could; a live pad makes it compose each frame at
+/// its time, and its one frame of latency is the compositor's, as the bands' was.
+fn add_pacer(pipeline: &gst::Pipeline, mixer: &gst::Element, fps: u32) -> Result<(), MediaError> {
+    let src = make("videotestsrc")?;
+    src.set_property("is-live", true);
+    src.set_property_from_str("pattern", "black");
+    let caps = make("capsfilter")?;
+    caps.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("format", COMPOSED_FORMAT)
+            .field("width", 16)
+            .field("height", 16)
+            .field("framerate", gst::Fraction::new(fps as i32, 1))
+            .build(),
+    );
+    pipeline.add_many([&src, &caps]).map_err(build_err)?;
+    src.link(&caps).map_err(build_err)?;
+    let pad = mixer
+        .request_pad_simple("sink_%u")
+        .ok_or_else(|| build_err("compositor gave no sink pad"))?;
+    pad.set_property("alpha", 0.0f64);
+    caps.static_pad("src")
+        .expect("capsfilter has a src pad")
+        .link(&pad)
+        .map_err(|e| build_err(format!("linking the pacer: {e:?}")))?;
+    Ok(())
+}
+
 /// A solid `argb` picture drawn once: a live `videotestsrc` that sends one frame and
 /// then EOS, for a compositor pad with `repeat-after-eos` (GstVideoAggregatorPad, since
 /// GStreamer 1.16), which composes that frame into every output frame. For the
-/// background only: a live pad must stay to pace the compositor (see [`add_band`]).
+/// background and the bands: a live pad must stay to pace the compositor
+/// ([`add_pacer`]).
 ///
 /// The background drawn into a new 1280x720 frame 30 times a second kept ~5 frames
 /// (17.6 MiB) of the box's memory in a 640x480 call (`scripts/rss-by-site.py`) and
@@ -660,7 +694,8 @@ fn still_source(argb: u32) -> Result<gst::Element, MediaError> {
     Ok(src)
 }
 
-/// Adds a band (a solid black source at `fps`, hidden) on a new `mixer` pad.
+/// Adds a band (a solid black picture at `fps`, drawn once: [`still_source`], hidden)
+/// on a new `mixer` pad.
 ///
 /// `fps` is the screen's own rate (`screen.framerate`), not less: a live source's
 /// latency is one of its frames, and the compositor's is its sources' largest. At 5 fps
@@ -673,14 +708,7 @@ fn add_band(
     rect: &screen::Rect,
     fps: u32,
 ) -> Result<gst::Pad, MediaError> {
-    // Live, unlike the background: the bands are what paces the compositor at idle.
-    // With every pad at EOS (a still background and still bands, no tile), GStreamer
-    // 1.22's live compositor stopped waiting for the clock and composed frames as fast
-    // as it could.
-    let src = make("videotestsrc")?;
-    src.set_property("is-live", true);
-    src.set_property_from_str("pattern", "solid-color");
-    src.set_property("foreground-color", 0xff00_0000u32);
+    let src = still_source(0xff00_0000)?;
     let caps = make("capsfilter")?;
     caps.set_property(
         "caps",
@@ -698,6 +726,7 @@ fn add_band(
         .ok_or_else(|| build_err("compositor gave no sink pad"))?;
     pad.set_property("zorder", 3u32);
     pad.set_property("alpha", 0.0f64);
+    pad.set_property("repeat-after-eos", true);
     caps.static_pad("src")
         .expect("capsfilter has a src pad")
         .link(&pad)
