@@ -5,7 +5,8 @@
 //!
 //! Real parts: livekit-server, the hub, the `callbox` binary (test sources, fake sinks),
 //! Python SDK callers. Measured:
-//! - idle: the box's CPU (% of one core) and RSS with no call, over 10 s;
+//! - idle: the box's CPU (% of one core) and RSS with no call, over 10 s
+//!   (`CALL_BENCH_IDLE_ONLY=1` runs only that);
 //! - call setup with `answer = "auto"`: invite → the caller's first frame of the box,
 //!   invite → the box's first frame of the caller (`CALL_BENCH_N` calls, default 30);
 //! - call setup with `answer = "manual"`: the answer press → the caller's first frame,
@@ -230,6 +231,10 @@ fn main() {
     }
     let (idle_cpu, idle_rss) = idle(10);
     println!("bench: idle: box {idle_cpu:.1} % of a core, RSS {idle_rss:.0} MiB");
+    // CALL_BENCH_IDLE_ONLY=1: only the idle figure.
+    if env_or("CALL_BENCH_IDLE_ONLY", 0) == 1 {
+        return;
+    }
     let auto = setup(n, false, None);
     let manual = setup(n, true, None);
     let web = web_report(n, &dir);

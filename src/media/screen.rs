@@ -650,27 +650,41 @@ fn add_pacer(pipeline: &gst::Pipeline, mixer: &gst::Element, fps: u32) -> Result
     let src = make("videotestsrc")?;
     src.set_property("is-live", true);
     src.set_property_from_str("pattern", "black");
+    let pad = add_source(pipeline, mixer, &src, 16, 16, fps)?;
+    pad.set_property("alpha", 0.0f64);
+    Ok(())
+}
+
+/// Adds `src` to `pipeline` as `width`x`height` [`COMPOSED_FORMAT`] at `fps`, linked
+/// to a new `mixer` pad, which it returns.
+fn add_source(
+    pipeline: &gst::Pipeline,
+    mixer: &gst::Element,
+    src: &gst::Element,
+    width: i32,
+    height: i32,
+    fps: u32,
+) -> Result<gst::Pad, MediaError> {
     let caps = make("capsfilter")?;
     caps.set_property(
         "caps",
         gst::Caps::builder("video/x-raw")
             .field("format", COMPOSED_FORMAT)
-            .field("width", 16)
-            .field("height", 16)
+            .field("width", width.max(1))
+            .field("height", height.max(1))
             .field("framerate", gst::Fraction::new(fps as i32, 1))
             .build(),
     );
-    pipeline.add_many([&src, &caps]).map_err(build_err)?;
+    pipeline.add_many([src, &caps]).map_err(build_err)?;
     src.link(&caps).map_err(build_err)?;
     let pad = mixer
         .request_pad_simple("sink_%u")
         .ok_or_else(|| build_err("compositor gave no sink pad"))?;
-    pad.set_property("alpha", 0.0f64);
     caps.static_pad("src")
         .expect("capsfilter has a src pad")
         .link(&pad)
-        .map_err(|e| build_err(format!("linking the pacer: {e:?}")))?;
-    Ok(())
+        .map_err(|e| build_err(format!("linking {} to the compositor: {e:?}", src.name())))?;
+    Ok(pad)
 }
 
 /// A solid `argb` picture drawn once: a live `videotestsrc` that sends one frame and
@@ -709,28 +723,10 @@ fn add_band(
     fps: u32,
 ) -> Result<gst::Pad, MediaError> {
     let src = still_source(0xff00_0000)?;
-    let caps = make("capsfilter")?;
-    caps.set_property(
-        "caps",
-        gst::Caps::builder("video/x-raw")
-            .field("format", COMPOSED_FORMAT)
-            .field("width", rect.w.max(1))
-            .field("height", rect.h.max(1))
-            .field("framerate", gst::Fraction::new(fps as i32, 1))
-            .build(),
-    );
-    pipeline.add_many([&src, &caps]).map_err(build_err)?;
-    src.link(&caps).map_err(build_err)?;
-    let pad = mixer
-        .request_pad_simple("sink_%u")
-        .ok_or_else(|| build_err("compositor gave no sink pad"))?;
+    let pad = add_source(pipeline, mixer, &src, rect.w, rect.h, fps)?;
     pad.set_property("zorder", 3u32);
     pad.set_property("alpha", 0.0f64);
     pad.set_property("repeat-after-eos", true);
-    caps.static_pad("src")
-        .expect("capsfilter has a src pad")
-        .link(&pad)
-        .map_err(|e| build_err(format!("linking a band: {e:?}")))?;
     Ok(pad)
 }
 

@@ -122,7 +122,7 @@ fn the_screen_composes_bgrx_at_the_configured_rate_only_while_video_shows() {
 /// the compositor keeps composing (`repeat-after-eos`), so the idle screen still shows
 /// the background a second later, at its pace (a hidden live pad paces the compositor:
 /// with every pad at EOS it composed as fast as it could). Drawn 30 times a second,
-/// they held ~23 MiB of a 640x480 call's memory in frames (README, Performance).
+/// they held ~24 MiB of a 640x480 call's memory in frames, now ~10 (README, Performance).
 #[test]
 fn the_background_and_bands_are_drawn_once_and_stay_on_the_screen() {
     let screen = idle_screen_on_fakesink("width = 320\nheight = 180\nframerate = 30");
